@@ -1,0 +1,129 @@
+# Copyright (c) smartos.images contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""ZFS commands the engine needs, run with the C locale and checked.
+
+Only machine-readable output is parsed: ``zfs list -H`` prints one
+tab-separated row a dataset.  ``-p`` is not used for listing because the
+engine reads no numeric property there and zfs-fuse's ``zfs list`` lacks it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+
+from ansible_collections.smartos.images.plugins.module_utils._errors import ZfsError
+
+Runner = Callable[[Sequence[str]], Tuple[int, str, str]]
+
+BUSY_RETRIES = 3
+
+C_LOCALE = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"}
+
+
+def run_command(argv: Sequence[str]) -> Tuple[int, str, str]:
+    """Run ``argv`` with the C locale and return ``(rc, stdout, stderr)``."""
+    env = dict(os.environ, **C_LOCALE)
+    proc = subprocess.run(list(argv), capture_output=True, text=True, env=env, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+class Dataset(NamedTuple):
+    name: str
+    origin: Optional[str]
+
+
+class Zfs:
+    """Thin wrapper over the ``zfs`` and ``zpool`` commands."""
+
+    def __init__(self, run: Runner = run_command, zfs_bin: str = "zfs", zpool_bin: str = "zpool"):
+        self._run = run
+        self.zfs_bin = zfs_bin
+        self.zpool_bin = zpool_bin
+
+    def _check(self, argv: List[str], action: str) -> str:
+        rc, out, err = self._run(argv)
+        if rc != 0:
+            raise ZfsError(
+                "%s failed (exit %d): %s" % (" ".join(argv), rc, err.strip() or out.strip()),
+                argv=argv, rc=rc, stderr=err, action=action,
+            )
+        return out
+
+    def exists(self, name: str) -> bool:
+        argv = [self.zfs_bin, "list", "-H", "-o", "name", name]
+        rc, out, err = self._run(argv)
+        if rc == 0:
+            return True
+        if "does not exist" in err:
+            return False
+        raise ZfsError(
+            "%s failed (exit %d): %s" % (" ".join(argv), rc, err.strip()),
+            argv=argv, rc=rc, stderr=err,
+        )
+
+    def pool_exists(self, pool: str) -> bool:
+        rc, out, err = self._run([self.zpool_bin, "list", "-H", "-o", "name", pool])
+        return rc == 0 and out.strip() == pool
+
+    def datasets(self, pool: str) -> List[Dataset]:
+        """List the filesystems and volumes of ``pool`` with their origins."""
+        out = self._check(
+            [self.zfs_bin, "list", "-H", "-o", "name,origin", "-t", "filesystem,volume", "-r", pool],
+            "list datasets",
+        )
+        rows = []
+        for line in out.splitlines():
+            name, _, origin = line.partition("\t")
+            rows.append(Dataset(name, None if origin in ("", "-") else origin))
+        return rows
+
+    def snapshots(self, dataset: str) -> List[str]:
+        """Return the short names (after ``@``) of the snapshots of ``dataset`` itself."""
+        out = self._check(
+            [self.zfs_bin, "list", "-H", "-o", "name", "-t", "snapshot", "-d", "1", dataset],
+            "list snapshots",
+        )
+        prefix = dataset + "@"
+        return [line[len(prefix):] for line in out.splitlines() if line.startswith(prefix)]
+
+    def clones_of(self, pool: str, dataset: str) -> List[str]:
+        """Return the datasets of ``pool`` cloned from any snapshot of ``dataset``."""
+        prefix = dataset + "@"
+        return [d.name for d in self.datasets(pool) if d.origin and d.origin.startswith(prefix)]
+
+    def get(self, name: str, prop: str) -> str:
+        out = self._check([self.zfs_bin, "get", "-H", "-p", "-o", "value", prop, name], "get " + prop)
+        return out.strip()
+
+    def rename(self, old: str, new: str) -> None:
+        self._check([self.zfs_bin, "rename", old, new], "rename")
+
+    def mount(self, name: str) -> None:
+        self._check([self.zfs_bin, "mount", name], "mount")
+
+    def destroy(self, name: str) -> None:
+        """Destroy ``name`` and its snapshots; it must have no dependent clones."""
+        argv = [self.zfs_bin, "destroy", "-r", name]
+        for attempt in range(BUSY_RETRIES):
+            rc, out, err = self._run(argv)
+            # A -partial dataset can vanish on its own while an aborted
+            # receive cleans up; either way it is gone, as requested.
+            if rc == 0 or "does not exist" in err:
+                return
+            # zfs-fuse unmounts a mounted dataset and then reports it busy;
+            # the next attempt finds it unmounted and succeeds.
+            if "busy" not in err or attempt == BUSY_RETRIES - 1:
+                break
+            time.sleep(0.2)
+        raise ZfsError("%s failed (exit %d): %s" % (" ".join(argv), rc, err.strip() or out.strip()),
+                       argv=argv, rc=rc, stderr=err, action="destroy")
+
+    def receive_argv(self, target: str) -> List[str]:
+        # -u: a just-received mounted dataset cannot be renamed on every
+        # platform ("dataset is busy"), so it is mounted after the rename.
+        return [self.zfs_bin, "receive", "-u", target]
