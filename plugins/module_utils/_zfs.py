@@ -78,7 +78,7 @@ class Zfs:
         )
         rows = []
         for line in out.splitlines():
-            name, _, origin = line.partition("\t")
+            name, _unused, origin = line.partition("\t")
             rows.append(Dataset(name, None if origin in ("", "-") else origin))
         return rows
 

@@ -19,8 +19,9 @@ description:
   - Sources that are unreachable or fail are skipped when a later source has the image.
   - Removes images with O(state=absent), unless VMs or other images are cloned from them.
 author:
-  - smartos.images developers
+  - smartos.images developers (@smartos-images)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - smartos.images.host_state
   - smartos.images.host_state.network
 attributes:
@@ -289,17 +290,14 @@ class ImageModule:
         self.result["changed"] = bool(steps)
         self.set_diff(before=[], after=[step.manifest for step in steps], present=True)
         if self.module.check_mode:
-            self.result["imported"] = [step.uuid for step in steps]
-            self.result["actions"] = ["Would import image %s from %s" % (describe(s.manifest), s.source_url or s.file_path)
-                                      for s in steps]
+            done, verb = steps, "Would import"
         else:
-            imported = self.manager.apply_present(steps)
-            self.result["imported"] = imported
-            self.result["changed"] = bool(imported)
-            by_uuid = {step.uuid: step for step in steps}
-            self.result["actions"] = ["Imported image %s from %s" % (describe(by_uuid[u].manifest),
-                                                                      by_uuid[u].source_url or by_uuid[u].file_path)
-                                      for u in imported]
+            imported = set(self.manager.apply_present(steps))
+            done, verb = [step for step in steps if step.uuid in imported], "Imported"
+        self.result["imported"] = [step.uuid for step in done]
+        self.result["changed"] = bool(done)
+        self.result["actions"] = ["%s image %s from %s" % (verb, describe(step.manifest), step.source_url or step.file_path)
+                                  for step in done]
         return [plan.manifest for plan in plans]
 
     def ensure_absent(self, requests):

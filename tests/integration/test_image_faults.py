@@ -297,7 +297,7 @@ def test_three_concurrent_imports_of_one_image(target, images, fault_server):
     fault_server.set_fault(images["gzip"].uuid, "stall", after=0, seconds=2)
     args = target.args(uuid=image.uuid, sources=[{"url": fault_server.url}])
 
-    procs = [start_module("image", args) for _ in range(3)]
+    procs = [start_module("image", args) for _unused in range(3)]
     results = [finish_module(proc) for proc in procs]
 
     for result in results:

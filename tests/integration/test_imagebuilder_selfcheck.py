@@ -80,7 +80,7 @@ def receive_image(image, target):
             decompress = subprocess.Popen(
                 DECOMPRESS_COMMANDS[compression], stdin=source, stdout=subprocess.PIPE
             )
-            receive = subprocess.run(["zfs", "receive", "-u", target], stdin=decompress.stdout)
+            receive = subprocess.run(["zfs", "receive", "-u", target], stdin=decompress.stdout, check=False)
             decompress.stdout.close()
             assert decompress.wait() == 0, f"{compression} -dc failed on {image.file_path}"
             assert receive.returncode == 0, f"zfs receive into {target} failed"
@@ -91,7 +91,7 @@ def receive_image(image, target):
 def read_tree(root):
     """Return ``{relative path: bytes}`` for every regular file under ``root``."""
     tree = {}
-    for directory, _, names in os.walk(root):
+    for directory, _unused, names in os.walk(root):
         for name in names:
             path = os.path.join(directory, name)
             with open(path, "rb") as handle:
@@ -148,7 +148,7 @@ def test_full_and_incremental_round_trip(pools, tmp_path):
 
 
 def test_existing_snapshot_rejected(pools, tmp_path):
-    build_pool, _ = pools
+    build_pool, _unused = pools
     dataset = make_dataset(f"{build_pool}/twice", {"file": b"x"})
     build_image(dataset=dataset, out_dir=tmp_path, name="twice", version="1")
 
@@ -157,7 +157,7 @@ def test_existing_snapshot_rejected(pools, tmp_path):
 
 
 def test_origin_must_be_clone_source(pools, tmp_path):
-    build_pool, _ = pools
+    build_pool, _unused = pools
     first = make_dataset(f"{build_pool}/first", {"file": b"first"})
     unrelated = make_dataset(f"{build_pool}/unrelated", {"file": b"unrelated"})
     first_image = build_image(dataset=first, out_dir=tmp_path, name="first", version="1")
@@ -171,7 +171,7 @@ def test_origin_must_be_clone_source(pools, tmp_path):
 
 
 def test_failed_compressor_cleans_up(pools, tmp_path, monkeypatch):
-    build_pool, _ = pools
+    build_pool, _unused = pools
     dataset = make_dataset(f"{build_pool}/broken", {"file": random_payload(200000, "broken")})
     monkeypatch.setitem(imagebuilder.COMPRESSOR_COMMANDS, "gzip", ["sh", "-c", "exit 3"])
 

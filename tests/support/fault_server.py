@@ -323,7 +323,7 @@ class FaultServer:
             current = chosen.get(fault.kind)
             if current is None or rank > current[0]:
                 chosen[fault.kind] = (rank, fault)
-        return {kind: fault for kind, (_, fault) in chosen.items()}
+        return {kind: fault for kind, (_unused, fault) in chosen.items()}
 
     def take_failure(self, fault):
         """Use up one of the failures of a ``fail_times`` fault; return whether one was left."""
@@ -817,7 +817,7 @@ def parse_fault_spec(spec):
     The keys ``uuid`` and ``route`` pick the target, and every other key is a
     fault parameter. Values that look like numbers become numbers.
     """
-    kind, _, options = spec.partition(":")
+    kind, _unused, options = spec.partition(":")
     params = {}
     for option in filter(None, options.split(",")):
         key, separator, value = option.partition("=")
@@ -880,7 +880,7 @@ def main(argv=None):
         )
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_unused: stop.set())
     server.start()
     print(server.url, flush=True)
     try:

@@ -292,7 +292,7 @@ def _write_stream(send_command, compressor_command, file_path):
                     size += len(chunk)
         finally:
             output.close()
-            for _, process, _ in processes:
+            for _unused, process, _unused in processes:
                 process.wait()
 
         # All failures go in the message: when the compressor fails, zfs send

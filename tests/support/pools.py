@@ -66,7 +66,7 @@ class Pool:
 
     def destroy(self):
         # zfs-fuse sometimes reports a pool busy right after use; it is not.
-        for _ in range(40):
+        for _unused in range(40):
             if subprocess.run(["zpool", "destroy", "-f", self.name], capture_output=True, check=False).returncode == 0:
                 break
             if subprocess.run(["zpool", "list", self.name], capture_output=True, check=False).returncode != 0:

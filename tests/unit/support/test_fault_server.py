@@ -76,7 +76,7 @@ def file_url(server, manifest):
 
 
 def test_ping_reports_imgapi(server):
-    status, _, body = fetch(f"{server.url}/ping")
+    status, _unused, body = fetch(f"{server.url}/ping")
 
     pong = json.loads(body)
     assert status == 200
@@ -95,14 +95,14 @@ def test_manifest_returned(server, manifest):
 
 
 def test_unknown_manifest_is_404(server):
-    status, _, body = fetch(f"{server.url}/images/{uuidlib.uuid4()}")
+    status, _unused, body = fetch(f"{server.url}/images/{uuidlib.uuid4()}")
 
     assert status == 404
     assert json.loads(body)["code"] == "ResourceNotFound"
 
 
 def test_unknown_path_is_404(server):
-    status, _, body = fetch(f"{server.url}/images/not-a-uuid")
+    status, _unused, body = fetch(f"{server.url}/images/not-a-uuid")
 
     assert status == 404
     assert json.loads(body)["code"] == "ResourceNotFound"
@@ -155,7 +155,7 @@ def test_range_forms(server, manifest, payload, header, start, end):
 
 
 def test_range_past_end_is_416(server, manifest):
-    status, headers, _ = fetch(file_url(server, manifest), {"Range": f"bytes={FILE_SIZE}-"})
+    status, headers, _unused = fetch(file_url(server, manifest), {"Range": f"bytes={FILE_SIZE}-"})
 
     assert status == 416
     assert headers["Content-Range"] == f"bytes */{FILE_SIZE}"
@@ -177,7 +177,7 @@ def test_corrupt_flips_bytes(server, manifest, payload):
 def test_corrupt_leaves_manifest_alone(server, manifest):
     server.set_fault(manifest["uuid"], "corrupt")
 
-    status, _, body = fetch(f"{server.url}/images/{manifest['uuid']}")
+    status, _unused, body = fetch(f"{server.url}/images/{manifest['uuid']}")
 
     assert status == 200
     assert json.loads(body) == manifest
@@ -247,7 +247,7 @@ def test_close_during_stall_is_prompt(manifest, image_file):
 def test_stall_then_rest_arrives(server, manifest, payload):
     server.set_fault(manifest["uuid"], "stall", after=2000, seconds=0.2)
 
-    status, _, body = fetch(file_url(server, manifest))
+    status, _unused, body = fetch(file_url(server, manifest))
 
     assert status == 200
     assert body == payload
@@ -256,8 +256,8 @@ def test_stall_then_rest_arrives(server, manifest, payload):
 def test_status_fault_on_any_route(server, manifest):
     server.set_fault(None, "status", code=500)
 
-    ping_status, _, ping_body = fetch(f"{server.url}/ping")
-    file_status, _, _ = fetch(file_url(server, manifest))
+    ping_status, _unused, ping_body = fetch(f"{server.url}/ping")
+    file_status, _unused, _unused = fetch(file_url(server, manifest))
 
     assert ping_status == 500
     assert json.loads(ping_body)["code"] == "InternalError"
@@ -267,8 +267,8 @@ def test_status_fault_on_any_route(server, manifest):
 def test_status_fault_limited_to_file(server, manifest):
     server.set_fault(manifest["uuid"], "status", code=503, route="file", message="storage down")
 
-    manifest_status, _, _ = fetch(f"{server.url}/images/{manifest['uuid']}")
-    file_status, _, file_body = fetch(file_url(server, manifest))
+    manifest_status, _unused, _unused = fetch(f"{server.url}/images/{manifest['uuid']}")
+    file_status, _unused, file_body = fetch(file_url(server, manifest))
 
     assert manifest_status == 200
     assert file_status == 503
@@ -306,7 +306,7 @@ def test_no_range_sends_whole_file(server, manifest, payload):
 def test_no_md5_drops_header(server, manifest):
     server.set_fault(manifest["uuid"], "no_md5")
 
-    status, headers, _ = fetch(file_url(server, manifest))
+    status, headers, _unused = fetch(file_url(server, manifest))
 
     assert status == 200
     assert "Content-MD5" not in headers
@@ -317,7 +317,7 @@ def test_fail_times_then_resume(server, manifest, payload):
     server.set_fault(manifest["uuid"], "fail_times", times=2, after=40000)
     received = b""
 
-    for _ in range(2):
+    for _unused in range(2):
         request = urllib.request.Request(
             file_url(server, manifest), headers={"Range": f"bytes={len(received)}-"}
         )
@@ -325,7 +325,7 @@ def test_fail_times_then_resume(server, manifest, payload):
             with pytest.raises(http.client.IncompleteRead) as raised:
                 response.read()
         received += raised.value.partial
-    status, _, rest = fetch(file_url(server, manifest), {"Range": f"bytes={len(received)}-"})
+    status, _unused, rest = fetch(file_url(server, manifest), {"Range": f"bytes={len(received)}-"})
 
     assert len(received) == 80000
     assert status == 206
@@ -339,7 +339,7 @@ def test_uuid_fault_spares_other_images(server, manifest, image_file, payload):
     server.add(other, image_file)
     server.set_fault(manifest["uuid"], "truncate", after=10)
 
-    status, _, body = fetch(file_url(server, other))
+    status, _unused, body = fetch(file_url(server, other))
 
     assert status == 200
     assert body == payload
@@ -349,7 +349,7 @@ def test_clear_faults(server, manifest, payload):
     server.set_fault(None, "corrupt")
     server.clear_faults()
 
-    _, _, body = fetch(file_url(server, manifest))
+    _unused, _unused, body = fetch(file_url(server, manifest))
 
     assert body == payload
 
@@ -373,14 +373,14 @@ def test_invalid_fault_rejected(server):
 
 
 def list_uuids(server, query):
-    status, _, body = fetch(f"{server.url}/images?{query}")
+    status, _unused, body = fetch(f"{server.url}/images?{query}")
     assert status == 200, body
     return [image["uuid"] for image in json.loads(body)]
 
 
 def test_paging_with_shared_published_at(manifest, image_file):
     with FaultServer() as server:
-        manifests = [make_manifest(published_at=PUBLISHED_AT) for _ in range(7)]
+        manifests = [make_manifest(published_at=PUBLISHED_AT) for _unused in range(7)]
         manifests.append(make_manifest(published_at="2024-04-01T00:00:00.000Z"))
         manifests.append(make_manifest(published_at="2024-06-01T00:00:00.000Z"))
         for item in manifests:
@@ -425,7 +425,7 @@ def test_list_filters_and_state(image_file):
     ("query", "field"), [("limit=abc", "limit"), ("state=gone", "state"), ("marker=nope", "marker")]
 )
 def test_list_invalid_parameter(server, query, field):
-    status, _, body = fetch(f"{server.url}/images?{query}")
+    status, _unused, body = fetch(f"{server.url}/images?{query}")
 
     error = json.loads(body)
     assert status == 422
@@ -434,7 +434,7 @@ def test_list_invalid_parameter(server, query, field):
 
 
 def test_datasets_have_file_url(server, manifest, payload):
-    status, _, body = fetch(f"{server.url}/datasets")
+    status, _unused, body = fetch(f"{server.url}/datasets")
 
     datasets = json.loads(body)
     file_entry = datasets[0]["files"][0]
@@ -452,8 +452,8 @@ def test_datasets_newest_first(image_file):
         server.add(older, image_file)
         server.add(newer, image_file)
 
-        _, _, body = fetch(f"{server.url}/datasets")
-        _, _, by_uuid = fetch(f"{server.url}/datasets/{older['uuid']}")
+        _unused, _unused, body = fetch(f"{server.url}/datasets")
+        _unused, _unused, by_uuid = fetch(f"{server.url}/datasets/{older['uuid']}")
 
     assert [item["uuid"] for item in json.loads(body)] == [newer["uuid"], older["uuid"]]
     assert json.loads(by_uuid)["uuid"] == older["uuid"]
@@ -477,7 +477,7 @@ def test_absolute_request_target(server, manifest, payload):
 def test_dataset_file_fault(server, manifest):
     server.set_fault(manifest["uuid"], "status", code=500, route="file")
 
-    status, _, body = fetch(f"{server.url}/datasets/{manifest['uuid']}/file")
+    status, _unused, body = fetch(f"{server.url}/datasets/{manifest['uuid']}/file")
 
     assert status == 500
     assert json.loads(body) == {"error": {"message": "injected fault: HTTP 500", "code": 500}}
@@ -489,7 +489,7 @@ def test_catalog_directory(tmp_path, payload):
     (tmp_path / f"{manifest['uuid']}.file").write_bytes(payload)
 
     with FaultServer(catalog_dir=tmp_path) as server:
-        _, _, body = fetch(file_url(server, manifest))
+        _unused, _unused, body = fetch(file_url(server, manifest))
 
     assert body == payload
 
