@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.smartos.images.plugins.module_utils._errors import ConfigError
+from ansible_collections.smartos.images.plugins.module_utils._errors import ConfigError, ImageError
 from ansible_collections.smartos.images.plugins.module_utils._http import HttpClient
 from ansible_collections.smartos.images.plugins.module_utils._images import Paths
+from ansible_collections.smartos.images.plugins.module_utils._platform import Platform, parse_sysinfo
 from ansible_collections.smartos.images.plugins.module_utils._sources import (
     SOURCE_TYPES,
     Source,
@@ -78,3 +79,14 @@ def zfs_for_module(module: Any) -> Zfs:
         return module.run_command(list(argv), environ_update=C_LOCALE)
 
     return Zfs(run, zfs_bin=zfs_bin, zpool_bin=zpool_bin)
+
+
+def host_platform(module: Any) -> Optional[Platform]:
+    """Return the host's platform from ``sysinfo``, or None where there is no ``sysinfo`` (not SmartOS)."""
+    sysinfo = module.get_bin_path("sysinfo")
+    if not sysinfo:
+        return None
+    rc, out, err = module.run_command([sysinfo], environ_update=C_LOCALE)
+    if rc != 0:
+        raise ImageError("%s failed (exit %d): %s" % (sysinfo, rc, err.strip()))
+    return parse_sysinfo(out)

@@ -36,6 +36,7 @@ from ansible_collections.smartos.images.plugins.module_utils._manifest import (
     parse_manifest,
     upgrade_manifest,
 )
+from ansible_collections.smartos.images.plugins.module_utils._platform import Platform, platform_problem
 from ansible_collections.smartos.images.plugins.module_utils._receive import ReceivePipeline
 from ansible_collections.smartos.images.plugins.module_utils._sources import (
     RemoteImage,
@@ -128,7 +129,8 @@ class ImageManager:
     """Plans and applies image changes on one pool."""
 
     def __init__(self, *, zfs: Zfs, pool: str, paths: Paths, http: HttpClient, sources: List[Source],
-                 lock_timeout: float = 1800.0, warn: Callable[[str], None] = lambda message: None):
+                 lock_timeout: float = 1800.0, warn: Callable[[str], None] = lambda message: None,
+                 platform: Optional[Platform] = None):
         self.zfs = zfs
         self.pool = pool
         self.paths = paths
@@ -137,6 +139,7 @@ class ImageManager:
         self.lock_timeout = lock_timeout
         self.warn = warn
         self.cache = ManifestCache(paths.cache_dir)
+        self.platform = platform
         self._clients = None
 
     # Reading state
@@ -232,6 +235,7 @@ class ImageManager:
                                  % (describe(remote.manifest), MAX_ORIGIN_DEPTH))
             seen.add(uuid)
             image_file(manifest)
+            self.check_platform(manifest)
             steps.append(Step(manifest, current.source.url, file_url=current.file_url, insecure=current.source.insecure))
             origin = manifest.get("origin")
             if not origin or self.is_installed(origin):
@@ -250,6 +254,16 @@ class ImageManager:
                 uuid=origin,
             )
         return remote
+
+    def check_platform(self, manifest: Dict[str, Any]) -> None:
+        """Raise unless this host's platform meets the image's platform requirements."""
+        if self.platform is None:
+            return
+        problem = platform_problem(manifest, self.platform)
+        if problem:
+            raise ImageError("image %s requires %s but this host runs platform %s/%s; upgrade the platform or "
+                             "choose another image" % (describe(manifest), problem, self.platform.version,
+                                                        self.platform.stamp))
 
     # Deciding
 
@@ -280,6 +294,7 @@ class ImageManager:
         except OSError as exc:
             raise ManifestError("cannot read manifest %s: %s" % (request.manifest_path, exc.strerror)) from exc
         check_manifest(manifest)
+        self.check_platform(manifest)
         manifest.setdefault("published_at", now_iso())
         expected = image_file(manifest)
         if request.uuid and request.uuid != manifest["uuid"]:

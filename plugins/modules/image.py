@@ -117,7 +117,8 @@ notes:
   - Image files are downloaded to O(download_dir) and removed once the image is installed. A download that was
     interrupted is resumed by the next run; a complete file that fails to install is kept and reused after its
     checksum is verified again.
-  - C(requirements.min_platform) and C(requirements.max_platform) of a manifest are not checked.
+  - Where C(sysinfo) exists (SmartOS), C(requirements.min_platform) and C(requirements.max_platform) are checked
+    as C(imgadm) checks them, before anything is downloaded. Elsewhere they are not checked.
   - The module needs C(zfs), C(zpool), and C(gzip), C(bzip2) or C(xz) for compressed images, on the host.
 seealso:
   - name: imgadm(8)
@@ -211,6 +212,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.smartos.images.plugins.module_utils._common import (
     HOST_STATE_SPEC,
+    host_platform,
     NETWORK_SPEC,
     SOURCE_SPEC,
     http_from_params,
@@ -262,6 +264,7 @@ class ImageModule:
             sources=sources_from_params(self.params) if self.params["state"] == "present" else [],
             lock_timeout=self.params["lock_timeout"],
             warn=module.warn,
+            platform=host_platform(module) if self.params["state"] == "present" else None,
         )
 
     def run(self):

@@ -321,3 +321,96 @@ def test_concurrent_imports_sharing_an_origin(target, images, fault_server):
     assert target.origin(images["child"].uuid) == target.dataset(base.uuid) + "@final"
     assert target.origin(images["sibling"].uuid) == target.dataset(base.uuid) + "@final"
     assert target.read_files(base.uuid, images.files["gzip"]) == images.files["gzip"]
+
+
+def test_check_mode_downloads_nothing(target, images, fault_server):
+    image = images["child"]
+
+    result = ensure(target, fault_server, check=True, uuid=image.uuid)
+
+    assert result["_rc"] == 0, result.get("msg")
+    assert [step["uuid"] for step in result["import_plan"]] == [images["gzip"].uuid, image.uuid]
+    assert [step["size"] for step in result["import_plan"]] == [
+        images["gzip"].manifest["files"][0]["size"], image.manifest["files"][0]["size"]]
+    assert not [p for m, p, h in fault_server.requests if p.endswith("/file")]
+    assert target.leftovers() == []
+
+
+def test_import_from_dsapi_source(target, images, fault_server):
+    image = images["child"]
+
+    result = ensure(target, fault_server, uuid=image.uuid,
+                    sources=[{"url": fault_server.url + "/datasets", "type": "dsapi"}])
+
+    assert result["_rc"] == 0, result.get("msg")
+    assert result["imported"] == [images["gzip"].uuid, image.uuid]
+    assert [p for m, p, h in fault_server.requests if p.startswith("/images")] == []
+    assert target.read_files(image.uuid, images.files["child"]) == images.files["child"]
+
+
+def test_content_md5_checked_without_sha1(target, images, fault_server):
+    files = [{k: v for k, v in images["none"].manifest["files"][0].items() if k != "sha1"}]
+    manifest = variant(fault_server, images["none"], files=files)
+    fault_server.set_fault(manifest["uuid"], "corrupt", offset=1000, count=3)
+
+    result = ensure(target, fault_server, uuid=manifest["uuid"])
+
+    assert_clean_failure(target, result, manifest["uuid"], "Content-MD5 mismatch")
+
+
+def test_content_md5_match_without_sha1(target, images, fault_server):
+    files = [{k: v for k, v in images["xz"].manifest["files"][0].items() if k != "sha1"}]
+    manifest = variant(fault_server, images["xz"], files=files)
+
+    result = ensure(target, fault_server, uuid=manifest["uuid"])
+
+    assert result["_rc"] == 0, result.get("msg")
+    assert result["imported"] == [manifest["uuid"]]
+
+
+def test_origin_missing_from_source(target, images, fault_server):
+    manifest = variant(fault_server, images["child"], origin=str(uuidlib.uuid4()))
+
+    result = ensure(target, fault_server, uuid=manifest["uuid"])
+
+    assert_clean_failure(target, result, manifest["uuid"], "origin %s" % manifest["origin"], "was not found in source")
+
+
+def test_inactive_image_not_imported(target, images, fault_server):
+    manifest = variant(fault_server, images["gzip"], state="disabled", disabled=True)
+
+    result = ensure(target, fault_server, uuid=manifest["uuid"])
+
+    assert_clean_failure(target, result, manifest["uuid"], "state is disabled, not active")
+
+
+def fake_sysinfo(tmp_path, version, stamp):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "sysinfo"
+    script.write_text('#!/bin/sh\necho \'{"SDC Version": "%s", "Live Image": "%s"}\'\n' % (version, stamp))
+    script.chmod(0o755)
+    return str(bin_dir)
+
+
+def test_min_platform_not_met(target, images, fault_server, tmp_path):
+    requirements = {"min_platform": {"7.0": "20250101T000000Z"}}
+    manifest = variant(fault_server, images["gzip"], requirements=requirements)
+    path_prefix = fake_sysinfo(tmp_path, "7.0", "20240104T000814Z")
+
+    result = run_module("image", target.args(uuid=manifest["uuid"], sources=[{"url": fault_server.url}]),
+                        path_prefix=path_prefix)
+
+    assert_clean_failure(target, result, manifest["uuid"], "min_platform", "7.0/20240104T000814Z")
+    assert not [p for m, p, h in fault_server.requests if p.endswith("/file")]
+
+
+def test_min_platform_met(target, images, fault_server, tmp_path):
+    requirements = {"min_platform": {"7.0": "20200101T000000Z"}, "max_platform": {"7.0": "20300101T000000Z"}}
+    manifest = variant(fault_server, images["gzip"], requirements=requirements)
+    path_prefix = fake_sysinfo(tmp_path, "7.0", "20240104T000814Z")
+
+    result = run_module("image", target.args(uuid=manifest["uuid"], sources=[{"url": fault_server.url}]),
+                        path_prefix=path_prefix)
+
+    assert result["_rc"] == 0, result.get("msg")

@@ -22,13 +22,19 @@ def module_path(name):
     return os.path.join(ROOT, "plugins", "modules", name + ".py")
 
 
-def module_command(name, args, check=False, diff=True):
-    """Return ``(argv, env, args_path)`` to start module ``name`` with ``args``."""
+def module_command(name, args, check=False, diff=True, path_prefix=None):
+    """Return ``(argv, env, args_path)`` to start module ``name`` with ``args``.
+
+    ``path_prefix`` is put in front of ``PATH``, to give the module stand-in
+    commands such as a fake ``sysinfo``.
+    """
     payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
     handle = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     with handle:
         json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
     env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    if path_prefix:
+        env["PATH"] = path_prefix + os.pathsep + env["PATH"]
     return [sys.executable, module_path(name), handle.name], env, handle.name
 
 
@@ -48,8 +54,8 @@ def parse_result(stdout, stderr, rc):
     return result
 
 
-def run_module(name, args, check=False, diff=True, timeout=600):
-    argv, env, args_path = module_command(name, args, check=check, diff=diff)
+def run_module(name, args, check=False, diff=True, timeout=600, path_prefix=None):
+    argv, env, args_path = module_command(name, args, check=check, diff=diff, path_prefix=path_prefix)
     try:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     finally:
