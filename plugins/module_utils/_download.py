@@ -208,7 +208,7 @@ class FileDownload:
         except TRANSIENT_ERRORS as exc:
             status = getattr(exc, "code", None)
             if status is not None and status < 500 and status not in (408, 429):
-                raise DownloadError("image %s: %s answered %s; check that the source has this image's file"
+                raise DownloadError("image %s: %s returned %s; check that the source has this image's file"
                                     % (self.label, url, describe_error(exc)), url=url, status=status) from exc
             raise
         status = getattr(response, "status", None) or response.getcode()
@@ -234,8 +234,8 @@ class FileDownload:
         total = match and match.group(3)
         if not match or int(match.group(1)) != offset or (self.expected.size and total != "*" and int(total) != self.expected.size):
             raise DownloadError(
-                "image %s: %s answered a resume from byte %d with Content-Range %r; delete %s and re-run"
-                % (self.label, url, offset, response.headers.get("Content-Range"), self.partial_path),
+                "image %s: %s returned Content-Range %r for a resume from byte %d; delete %s and re-run"
+                % (self.label, url, response.headers.get("Content-Range"), offset, self.partial_path),
                 url=url,
             )
 

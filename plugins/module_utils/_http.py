@@ -25,8 +25,9 @@ from ansible_collections.smartos.images.plugins.module_utils._errors import Sour
 
 USER_AGENT = "smartos.images/1.0.0 (ansible-collection)"
 
-# Failures of the connection itself: retried, and reported as the source
-# being unreachable.  HTTP answers with a status are handled separately.
+# Failures of the connection itself, which are retried and reported as the
+# source being unreachable. HTTP responses with an error status are handled
+# separately.
 TRANSIENT_ERRORS = (
     urllib.error.URLError,
     http.client.HTTPException,
@@ -100,7 +101,7 @@ class HttpClient:
     def get_json(self, url: str, *, insecure: bool = False, headers: Optional[Dict[str, str]] = None) -> Any:
         """Return the decoded JSON body of ``url``, or None for HTTP 404.
 
-        Connection failures and 5xx answers are retried; anything else, or the
+        Connection failures and 5xx responses are retried; anything else, or the
         last failure, raises ``SourceError``.
         """
         last: Optional[BaseException] = None
@@ -127,5 +128,5 @@ class HttpClient:
             return json.loads(body)
         except ValueError as exc:
             raise SourceError(
-                "%s: the answer is not JSON (%s): %r" % (url, exc, body[:200]), url=url
+                "%s: the response is not JSON (%s): %r" % (url, exc, body[:200]), url=url
             ) from exc

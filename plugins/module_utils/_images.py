@@ -50,7 +50,7 @@ MAX_ORIGIN_DEPTH = 100
 
 @dataclass
 class Paths:
-    """Where imgadm keeps its state; every path can be moved for tests or non-SmartOS hosts."""
+    """Locations of imgadm's state, each movable for tests or hosts that are not SmartOS."""
 
     config_file: str = "/var/imgadm/imgadm.conf"
     cache_dir: str = "/var/imgadm/images"
@@ -60,7 +60,7 @@ class Paths:
 
 @dataclass
 class ImageRequest:
-    """One image a task asks for: by UUID, by name and version, or as local files."""
+    """One image a task requests: by UUID, by name and version, or as local files."""
 
     uuid: Optional[str] = None
     name: Optional[str] = None

@@ -162,7 +162,7 @@ class ImgapiClient:
     def ping(self) -> Dict[str, Any]:
         body = self._get("/ping")
         if not isinstance(body, dict) or not body.get("imgapi"):
-            raise SourceError("%s/ping: not an IMGAPI server, the answer was %s"
+            raise SourceError("%s/ping: not an IMGAPI server, the response was %s"
                               % (self.source.base_url, json.dumps(body)[:1024]), url=self.source.url)
         return body
 
