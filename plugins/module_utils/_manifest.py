@@ -277,10 +277,11 @@ def _js_number_to_string(number: float) -> str:
 
     # Python's repr() and JavaScript both produce the shortest digit string
     # that reads back as the same double. Only the layout differs.
-    mantissa, _, exponent = repr(number).partition("e")
-    integer_part, _, fraction = mantissa.partition(".")
+    text = repr(number)
+    mantissa, exponent = text.split("e") if "e" in text else (text, "0")
+    integer_part, fraction = mantissa.split(".") if "." in mantissa else (mantissa, "")
     digits = integer_part + fraction
-    point = len(integer_part) + int(exponent or 0)
+    point = len(integer_part) + int(exponent)
     stripped = digits.lstrip("0")
     point -= len(digits) - len(stripped)
     digits = stripped.rstrip("0")
