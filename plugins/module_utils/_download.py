@@ -149,6 +149,13 @@ class FileDownload:
         failures = 0
         while True:
             offset = self._partial_size()
+            if offset and offset == self.expected.size:
+                # A run killed between the last byte and the rename left a
+                # complete partial file: check it instead of asking for nothing.
+                sink, digests = self._feed_complete_partial(sink, start_sink)
+                if sink is not None:
+                    break
+                continue
             try:
                 response, resumed = self._open(url, offset)
                 content_md5 = response.headers.get("Content-MD5") or content_md5
@@ -184,6 +191,18 @@ class FileDownload:
         os.replace(self.partial_path, self.final_path)
         return sink, self.final_path
 
+    def _feed_complete_partial(self, sink: Any, start_sink: Callable[[], Any]):
+        """Feed a full-size partial file into a new sink; discard it when it does not verify."""
+        if sink is not None:
+            sink.abort()
+        if verify_file(self.partial_path, self.expected) is not None:
+            os.unlink(self.partial_path)
+            return None, None
+        sink = start_sink()
+        digests = Digests(self.expected)
+        feed_file(self.partial_path, sink, digests)
+        return sink, digests
+
     def _partial_size(self) -> int:
         try:
             size = os.path.getsize(self.partial_path)
@@ -207,6 +226,11 @@ class FileDownload:
             response = self.http.open(url, insecure=self.insecure, headers=headers)
         except TRANSIENT_ERRORS as exc:
             status = getattr(exc, "code", None)
+            if status == 416 and offset:
+                # The server cannot resume from here (the file on it may have
+                # changed): start over from the first byte.
+                os.unlink(self.partial_path)
+                return self._open(url, 0)
             if status is not None and status < 500 and status not in (408, 429):
                 raise DownloadError("image %s: %s returned %s; check that the source has this image's file"
                                     % (self.label, url, describe_error(exc)), url=url, status=status) from exc

@@ -215,6 +215,8 @@ class ImageManager:
             matches = [m for m in listed if m.get("name") == name and m.get("state", "active") == "active"
                        and (version is None or m.get("version") == version) and is_uuid(m.get("uuid"))]
             if matches:
+                for problem in problems:
+                    self.warn("image %s: skipped a source: %s" % (name, problem))
                 newest = max(matches, key=lambda m: (m.get("published_at") or "", m["uuid"]))
                 return self.find_remote(newest["uuid"])
             problems.append("%s: no active image" % client.source.url)

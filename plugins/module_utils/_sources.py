@@ -78,6 +78,10 @@ class Source:
                 "%s: source %s has type %r; supported types are %s"
                 % (where, entry["url"], source_type, ", ".join(SOURCE_TYPES))
             )
+        try:
+            normalize_url(entry["url"])
+        except ValueError as exc:
+            raise ConfigError("%s: source %s has an invalid URL (%s); fix the url" % (where, entry["url"], exc)) from exc
         extra = {k: v for k, v in entry.items() if k not in ("url", "type", "insecure", "channel")}
         return cls(
             url=entry["url"],
@@ -179,6 +183,7 @@ class ImgapiClient:
     def list_images(self, filters: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
         """Return every image matching ``filters``, following ``limit``/``marker`` pages."""
         images: List[Dict[str, Any]] = []
+        seen = set()
         marker = None
         while True:
             params = dict(filters or {}, limit=str(PAGE_SIZE))
@@ -188,8 +193,12 @@ class ImgapiClient:
             if not isinstance(page, list):
                 raise SourceError("%s/images: ListImages returned %s, not a list"
                                   % (self.source.base_url, type(page).__name__), url=self.source.url)
-            images.extend(upgrade_manifest(m) for m in page if isinstance(m, dict))
-            if len(page) < PAGE_SIZE:
+            # The reference IMGAPI server's marker is inclusive, so each page
+            # may start with the last image of the previous one.
+            fresh = [m for m in page if isinstance(m, dict) and m.get("uuid") not in seen]
+            seen.update(m.get("uuid") for m in fresh)
+            images.extend(upgrade_manifest(m) for m in fresh)
+            if len(page) < PAGE_SIZE or not fresh:
                 return images
             marker = page[-1].get("uuid")
 
@@ -204,7 +213,10 @@ class DsapiClient:
             raise ConfigError("dsapi source %s must end in /datasets" % source.url)
 
     def ping(self) -> Dict[str, Any]:
-        self.http.get_json(self.source.base_url, insecure=self.source.insecure)
+        # get_json returns None for HTTP 404, which no DSAPI server sends for its /datasets list.
+        if self.http.get_json(self.source.base_url, insecure=self.source.insecure) is None:
+            raise SourceError("%s: HTTP 404 Not Found; not a DSAPI server" % self.source.base_url,
+                              url=self.source.url, status=404)
         return {}
 
     def _remote(self, raw: Dict[str, Any]) -> RemoteImage:
