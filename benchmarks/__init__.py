@@ -1,0 +1,1 @@
+"""Benchmarks that run the collection against real ZFS and real servers on loopback."""
