@@ -342,10 +342,8 @@ class ImageManager:
         order = [step.uuid for step in reversed(steps)]
         with ImportLocks(self.paths.lock_dir, order, self.lock_timeout):
             for step in steps:
-                if self.is_installed(step.uuid):
-                    self._remove_stale_leftovers(step.uuid)
+                if self._clean_before_install(step.uuid):
                     continue
-                self._remove_stale_leftovers(step.uuid)
                 self._install(step)
                 imported.append(step.uuid)
         return imported
@@ -357,24 +355,36 @@ class ImageManager:
         self.cache.remove(self.pool, plan.uuid)
         return True
 
-    def _remove_stale_leftovers(self, uuid: str) -> None:
-        """Remove what a killed import of ``uuid`` left; only safe while holding its lock."""
-        partial = self.dataset(uuid) + "-partial"
-        if self.zfs.exists(partial):
+    def _clean_before_install(self, uuid: str) -> bool:
+        """Remove what a killed import of ``uuid`` left and return whether the image is installed.
+
+        Only safe while holding the image's import lock.
+        """
+        target = self.dataset(uuid)
+        partial = target + "-partial"
+        found = self.zfs.existing([target, partial])
+        if partial in found:
             self.warn("image %s: destroyed %s left over by an interrupted import" % (uuid, partial))
             self.zfs.destroy(partial)
-        if not self.is_installed(uuid) and self.cache.remove(self.pool, uuid):
+        if target in found:
+            return True
+        if self.cache.remove(self.pool, uuid):
             self.warn("image %s: removed a stale manifest cache entry" % uuid)
+        return False
 
     def _install(self, step: Step) -> None:
         partial = self.dataset(step.uuid) + "-partial"
         expected = image_file(step.manifest)
         label = describe(step.manifest)
         download = None
+        starts = []
 
         def start_sink() -> ReceivePipeline:
-            if self.zfs.exists(partial):
+            # A restarted download aborted the previous receive, which may
+            # have left the -partial dataset behind.
+            if starts and self.zfs.exists(partial):
                 self.zfs.destroy(partial)
+            starts.append(partial)
             return ReceivePipeline(expected.compression, self.zfs.receive_argv(partial), label)
 
         try:

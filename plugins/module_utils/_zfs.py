@@ -7,6 +7,8 @@
 Only machine-readable output is parsed: ``zfs list -H`` prints one
 tab-separated row a dataset.  ``-p`` is not used for listing because the
 engine reads no numeric property there and zfs-fuse's ``zfs list`` lacks it.
+``list_rows`` is the exception: it tries ``-p`` once, as imgadm's listing
+passes it, and falls back where ``zfs list`` rejects it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Zfs:
         self._run = run
         self.zfs_bin = zfs_bin
         self.zpool_bin = zpool_bin
+        # Whether ``zfs list`` accepts -p: None until list_rows has tried it.
+        self.list_parsable: Optional[bool] = None
 
     def _check(self, argv: List[str], action: str) -> str:
         rc, out, err = self._run(argv)
@@ -65,6 +69,17 @@ class Zfs:
             "%s failed (exit %d): %s" % (" ".join(argv), rc, err.strip()),
             argv=argv, rc=rc, stderr=err,
         )
+
+    def existing(self, names: Sequence[str]) -> List[str]:
+        """Return which of ``names`` exist, with one ``zfs list`` call for all of them."""
+        argv = [self.zfs_bin, "list", "-H", "-o", "name"] + list(names)
+        rc, out, err = self._run(argv)
+        found = [line for line in out.splitlines() if line]
+        missing = [line for line in err.splitlines() if "does not exist" in line]
+        if rc != 0 and len(found) + len(missing) != len(names):
+            raise ZfsError("%s failed (exit %d): %s" % (" ".join(argv), rc, err.strip()),
+                           argv=argv, rc=rc, stderr=err)
+        return found
 
     def pool_exists(self, pool: str) -> bool:
         rc, out, err = self._run([self.zpool_bin, "list", "-H", "-o", "name", pool])
@@ -122,6 +137,47 @@ class Zfs:
             time.sleep(0.2)
         raise ZfsError("%s failed (exit %d): %s" % (" ".join(argv), rc, err.strip() or out.strip()),
                        argv=argv, rc=rc, stderr=err, action="destroy")
+
+    def list_rows(self, properties: Sequence[str], types: Sequence[str],
+                  roots: Sequence[str] = ()) -> List[List[str]]:
+        """Run one ``zfs list -H`` and return its rows, one list of ``properties`` values a dataset.
+
+        ``roots`` are listed recursively; without them every pool is listed.
+        ``-p`` is passed where ``zfs list`` accepts it, as imgadm does. zfs-fuse
+        rejects it (exit 2, "invalid option"), so the list then runs again
+        without it, and this object remembers the answer for later calls.
+        """
+        tail = ["-H", "-o", ",".join(properties), "-t", ",".join(types)]
+        if roots:
+            tail += ["-r"] + list(roots)
+        out = None
+        if self.list_parsable is not False:
+            argv = [self.zfs_bin, "list", "-p"] + tail
+            rc, out, err = self._run(argv)
+            if rc == 2 and "invalid option" in err:
+                self.list_parsable = False
+                out = None
+            elif rc != 0:
+                raise ZfsError("%s failed (exit %d): %s" % (" ".join(argv), rc, err.strip() or out.strip()),
+                               argv=argv, rc=rc, stderr=err, action="list datasets")
+            else:
+                self.list_parsable = True
+        if out is None:
+            argv = [self.zfs_bin, "list"] + tail
+            out = self._check(argv, "list datasets")
+        rows = []
+        for line in out.splitlines():
+            if not line:
+                continue
+            # Only the last property can hold a tab (a user property's value).
+            values = line.split("\t", len(properties) - 1)
+            if len(values) != len(properties):
+                raise ZfsError("%s printed the row %r with %d values where %d (%s) were requested; check the zfs "
+                               "command on this host" % (" ".join(argv), line, len(values), len(properties),
+                                                         ",".join(properties)),
+                               argv=argv, action="list datasets")
+            rows.append(values)
+        return rows
 
     def receive_argv(self, target: str) -> List[str]:
         # -u: a just-received mounted dataset cannot be renamed on every

@@ -1,0 +1,127 @@
+"""Streaming decompression and the receive pipeline, with ``cat`` standing in for zfs receive."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+
+import pytest
+
+from ansible_collections.smartos.images.plugins.module_utils._errors import StreamError
+from ansible_collections.smartos.images.plugins.module_utils._receive import (
+    OUTPUT_LIMIT,
+    Decompressor,
+    ReceivePipeline,
+)
+
+PAYLOAD = os.urandom(300 * 1024) + b"\0" * (2 * 1024 * 1024)
+COMPRESSORS = {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}
+
+
+def chunks(data, size=64 * 1024):
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def decompress_all(compression, data, size=64 * 1024):
+    decompressor = Decompressor(compression)
+    out = b"".join(piece for chunk in chunks(data, size) for piece in decompressor.feed(chunk))
+    decompressor.check_complete()
+    return out
+
+
+@pytest.mark.parametrize("compression", sorted(COMPRESSORS))
+def test_decompressor_round_trip(compression):
+    assert decompress_all(compression, COMPRESSORS[compression](PAYLOAD)) == PAYLOAD
+
+
+@pytest.mark.parametrize("compression", sorted(COMPRESSORS))
+def test_decompressor_concatenated_members(compression):
+    compress = COMPRESSORS[compression]
+
+    assert decompress_all(compression, compress(b"first ") + compress(b"second")) == b"first second"
+
+
+@pytest.mark.parametrize("compression", sorted(COMPRESSORS))
+def test_decompressor_trailing_zeros_ignored(compression):
+    assert decompress_all(compression, COMPRESSORS[compression](b"data") + b"\0" * 512) == b"data"
+
+
+@pytest.mark.parametrize("compression", sorted(COMPRESSORS))
+def test_decompressor_truncated_input(compression):
+    data = COMPRESSORS[compression](PAYLOAD)
+
+    with pytest.raises(ValueError, match="ends before"):
+        decompress_all(compression, data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("compression", sorted(COMPRESSORS))
+def test_decompressor_garbage_rejected(compression):
+    with pytest.raises(Exception):
+        decompress_all(compression, b"this is not compressed" * 100)
+
+
+@pytest.mark.parametrize("compression", sorted(COMPRESSORS))
+def test_decompressor_output_bounded(compression):
+    zeros = COMPRESSORS[compression](b"\0" * (64 * 1024 * 1024))
+    decompressor = Decompressor(compression)
+
+    pieces = [len(piece) for piece in decompressor.feed(zeros)]
+
+    assert max(pieces) <= OUTPUT_LIMIT
+    assert sum(pieces) == 64 * 1024 * 1024
+
+
+def cat_into(path):
+    return ["sh", "-c", 'cat > "$0"', str(path)]
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "bzip2", "xz"])
+def test_pipeline_delivers_bytes(tmp_path, compression):
+    data = PAYLOAD if compression == "none" else COMPRESSORS[compression](PAYLOAD)
+    out = tmp_path / "received"
+    pipeline = ReceivePipeline(compression, cat_into(out), "test-image")
+
+    for chunk in chunks(data, 1024 * 1024):
+        pipeline.write(chunk)
+    pipeline.finish()
+
+    assert out.read_bytes() == PAYLOAD
+
+
+def test_pipeline_receiver_failure(tmp_path):
+    pipeline = ReceivePipeline("none", ["sh", "-c", "echo 'out of space' >&2; exit 3"], "test-image")
+
+    with pytest.raises(StreamError) as caught:
+        for chunk in chunks(PAYLOAD * 4, 1024 * 1024):
+            pipeline.write(chunk)
+        pipeline.finish()
+
+    assert "exit 3" in str(caught.value)
+    assert "free space in the pool" in str(caught.value)
+
+
+def test_pipeline_wrong_compression(tmp_path):
+    pipeline = ReceivePipeline("xz", cat_into(tmp_path / "received"), "test-image")
+
+    with pytest.raises(StreamError, match="not valid xz data"):
+        pipeline.write(gzip.compress(PAYLOAD))
+        pipeline.finish()
+
+
+def test_pipeline_truncated_compressed_file(tmp_path):
+    data = gzip.compress(PAYLOAD)
+    pipeline = ReceivePipeline("gzip", cat_into(tmp_path / "received"), "test-image")
+    pipeline.write(data[: len(data) // 2])
+
+    with pytest.raises(StreamError, match="ends before its end-of-stream marker"):
+        pipeline.finish()
+
+
+def test_pipeline_abort_kills_receiver(tmp_path):
+    pipeline = ReceivePipeline("none", ["sleep", "60"], "test-image")
+
+    pipeline.abort()
+
+    assert pipeline.receive.returncode is not None
