@@ -119,7 +119,8 @@ notes:
     checksum is verified again.
   - Where C(sysinfo) exists (SmartOS), C(requirements.min_platform) and C(requirements.max_platform) are checked
     as C(imgadm) checks them, before anything is downloaded. Elsewhere they are not checked.
-  - The module needs C(zfs), C(zpool), and C(gzip), C(bzip2) or C(xz) for compressed images, on the host.
+  - The module needs C(zfs) and C(zpool) on the host. Image files are decompressed by Python's standard library
+    (C(zlib), C(bz2), C(lzma)), so no decompression tools have to be installed.
 seealso:
   - name: imgadm(8)
     description: The SmartOS image administration tool whose on-disk state this module keeps.
