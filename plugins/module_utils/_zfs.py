@@ -145,7 +145,7 @@ class Zfs:
         ``roots`` are listed recursively; without them every pool is listed.
         ``-p`` is passed where ``zfs list`` accepts it, as imgadm does. zfs-fuse
         rejects it (exit 2, "invalid option"), so the list then runs again
-        without it, and this object remembers the answer for later calls.
+        without it, and this object stores the result for later calls.
         """
         tail = ["-H", "-o", ",".join(properties), "-t", ",".join(types)]
         if roots:
