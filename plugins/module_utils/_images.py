@@ -263,9 +263,10 @@ class ImageManager:
             return
         problem = platform_problem(manifest, self.platform)
         if problem:
-            raise ImageError("image %s requires %s but this host runs platform %s/%s; upgrade the platform or "
-                             "choose another image" % (describe(manifest), problem, self.platform.version,
-                                                        self.platform.stamp))
+            raise ImageError(
+                "image %s requires %s but this host runs platform %s/%s; upgrade the platform or choose another image"
+                % (describe(manifest), problem, self.platform.version, self.platform.stamp)
+            )
 
     # Deciding
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /*
  * Copyright (c) smartos.images contributors
  * GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)

@@ -75,7 +75,7 @@ def test_cache_save_replaces(cache):
 
     cache.save("zones", UUID, newer, None)
 
-    info, _ = cache.load("zones", UUID)
+    info, _warning = cache.load("zones", UUID)
     assert info == {"manifest": newer, "zpool": "zones"}
     assert os.listdir(cache.cache_dir) == [os.path.basename(cache.path("zones", UUID))]
 

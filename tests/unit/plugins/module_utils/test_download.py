@@ -92,7 +92,7 @@ def test_digests_verify(size, sha1, fed, content_md5, error, fragments):
     else:
         with pytest.raises(error) as caught:
             digests.verify("base@1.0", content_md5)
-        assert type(caught.value) is error
+        assert type(caught.value) is error  # pylint: disable=unidiomatic-typecheck
         assert "base@1.0" in str(caught.value)
         for fragment in fragments:
             assert fragment in str(caught.value)
@@ -252,7 +252,7 @@ def test_download_resumes_twice(server, image, payload, download_dir):
     server.set_fault(image["uuid"], "fail_times", times=2, after=70_000)
     start_sink = SinkFactory()
 
-    sink, _ = download.run(file_url(server, image), start_sink)
+    sink, _path = download.run(file_url(server, image), start_sink)
 
     requests = file_requests(server)
     assert len(start_sink.sinks) == 1
@@ -322,7 +322,7 @@ def test_download_truncated_keeps_partial(server, image, payload, download_dir):
     with pytest.raises(DownloadError) as caught:
         download.run(url, start_sink)
 
-    assert type(caught.value) is DownloadError
+    assert type(caught.value) is DownloadError  # pylint: disable=unidiomatic-typecheck
     assert url in str(caught.value)
     assert download.partial_path in str(caught.value)
     assert "after 2 attempts" in str(caught.value)
@@ -358,7 +358,7 @@ def test_download_oversized_partial_restarts(server, image, payload, download_di
         handle.write(b"x" * (FILE_SIZE + 1))
     start_sink = SinkFactory()
 
-    sink, _ = download.run(file_url(server, image), start_sink)
+    sink, _path = download.run(file_url(server, image), start_sink)
 
     assert bytes(sink.data) == payload
     assert "range" not in file_requests(server)[0]

@@ -141,7 +141,7 @@ def test_upgrade_image_size_word_is_nan():
 
 
 def test_upgrade_image_size_int_type():
-    assert type(upgrade_manifest(v1_with(image_size="5120"))["image_size"]) is int
+    assert type(upgrade_manifest(v1_with(image_size="5120"))["image_size"]) is int  # pylint: disable=unidiomatic-typecheck
 
 
 DROPPED = [
@@ -323,7 +323,7 @@ def test_image_file(manifest, expected):
 
 
 def test_image_file_size_is_int():
-    assert type(image_file(v2_with_file(size=1024.0)).size) is int
+    assert type(image_file(v2_with_file(size=1024.0)).size) is int  # pylint: disable=unidiomatic-typecheck
 
 
 @pytest.mark.parametrize("compression", ["gzip", "bzip2", "xz", "none"])

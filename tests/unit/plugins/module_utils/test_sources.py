@@ -343,7 +343,7 @@ def test_list_images_pages(server, client):
     images = client.list_images({"name": "base"})
 
     listed = [image["uuid"] for image in images]
-    list_requests = [path for _, path, _ in server.requests if path.startswith("/images?")]
+    list_requests = [path for _method, path, _headers in server.requests if path.startswith("/images?")]
     second_query = urllib.parse.parse_qs(urllib.parse.urlsplit(list_requests[1]).query)
     assert len(listed) == 1201
     assert len(set(listed)) == 1201
@@ -360,7 +360,7 @@ def test_list_images_exact_page(server, client):
 
     images = client.list_images()
 
-    list_requests = [path for _, path, _ in server.requests if path.startswith("/images?")]
+    list_requests = [path for _method, path, _headers in server.requests if path.startswith("/images?")]
     assert len(images) == 1000
     assert len(list_requests) == 2
 

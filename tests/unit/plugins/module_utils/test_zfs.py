@@ -103,15 +103,14 @@ CASES = [
         id="pool-missing",
     ),
     pytest.param(
-        Case("datasets", ("zones",), [(list_datasets("zones"), (0, DATASET_ROWS, ""))],
-             result=[
-                 Dataset("zones", None),
-                 Dataset(BASE, None),
-                 Dataset("zones/vm1", BASE + "@final"),
-                 Dataset("zones/vm2", BASE + "@snap2"),
-                 Dataset("zones/other", BASE + "-partial@final"),
-                 Dataset("zones/vol", None),
-             ]),
+        Case("datasets", ("zones",), [(list_datasets("zones"), (0, DATASET_ROWS, ""))], result=[
+            Dataset("zones", None),
+            Dataset(BASE, None),
+            Dataset("zones/vm1", BASE + "@final"),
+            Dataset("zones/vm2", BASE + "@snap2"),
+            Dataset("zones/other", BASE + "-partial@final"),
+            Dataset("zones/vol", None),
+        ]),
         id="datasets-origins",
     ),
     pytest.param(
@@ -225,7 +224,7 @@ def test_zfs_command(case, sleeps):
         assert caught.value.rc == case.calls[-1][1][0]
         assert caught.value.stderr == case.calls[-1][1][2]
 
-    assert runner.calls == [argv for argv, _ in case.calls]
+    assert runner.calls == [argv for argv, _output in case.calls]
     assert len(sleeps) == case.sleeps
 
 
