@@ -55,7 +55,7 @@ class FakeRunner:
         self.calls.append(list(argv))
         for prefix, answer in self.answers:
             if list(argv[:len(prefix)]) == prefix:
-                return answer
+                return answer(argv) if callable(answer) else answer
         raise AssertionError("unexpected command %s" % argv)
 
 
@@ -319,9 +319,25 @@ def write_cache(cache_dir, pool, manifest, source=None):
         json.dump(info, handle)
 
 
+def final_snapshots_of(lines):
+    """Answer ``zfs list -H -o name <snapshot>...`` from the snapshot rows among ``lines``."""
+    present = {line.split("\t", 1)[0] for line in lines if "@" in line.split("\t", 1)[0]}
+
+    def answer(argv):
+        asked = argv[5:]
+        found = [name for name in asked if name in present]
+        missing = ["cannot open '%s': dataset does not exist" % name for name in asked if name not in present]
+        return (1 if missing else 0), "".join(name + "\n" for name in found), "".join(m + "\n" for m in missing)
+
+    return answer
+
+
 def lister_for(lines, cache_dir, answers=(), zone_paths=frozenset()):
     warnings = []
-    runner = FakeRunner(list(answers) + [(["zfs", "list"], (0, "\n".join(lines) + "\n", ""))])
+    runner = FakeRunner(list(answers) + [
+        (["zfs", "list", "-H", "-o", "name"], final_snapshots_of(lines)),
+        (["zfs", "list"], (0, "\n".join(lines) + "\n", "")),
+    ])
     lister = InstalledImageLister(zfs=Zfs(runner), cache=ManifestCache(cache_dir), zone_paths=set(zone_paths),
                                   warn=warnings.append)
     return lister, warnings, runner
@@ -353,7 +369,8 @@ def test_lister_entries(cache_dir):
                           "clones": ["zones/" + CHILD], "clone_count": 1}
     assert entries[2]["clones"] == ["zones/" + VM]
     assert warnings == []
-    assert len(runner.calls) == 1
+    assert len(runner.calls) == 2
+    assert runner.calls[1] == ["zfs", "list", "-H", "-o", "name", "zones/%s@final" % CHILD, "zones/%s@final" % VM]
 
 
 def test_lister_sorts_by_published_at_then_name(cache_dir):
