@@ -19,7 +19,7 @@ import time
 import urllib.error
 from typing import Any, Dict, Optional
 
-from ansible.module_utils.urls import Request
+from ansible.module_utils.urls import Request, make_context
 
 from ansible_collections.smartos.images.plugins.module_utils._errors import SourceError
 
@@ -81,18 +81,24 @@ class HttpClient:
         self.retries = retries
         self.backoff = backoff
         self.user_agent = user_agent
+        # Loading the CA certificates takes tens of milliseconds, and an
+        # import makes several requests, so one context serves them all.
+        self._contexts: Dict[bool, Any] = {}
 
     def sleep_before_retry(self, attempt: int) -> None:
         time.sleep(self.backoff * (2 ** attempt))
 
     def open(self, url: str, *, insecure: bool = False, headers: Optional[Dict[str, str]] = None) -> Any:
         """Open ``url`` once; raise urllib's errors unchanged."""
+        if insecure not in self._contexts:
+            self._contexts[insecure] = make_context(validate_certs=not insecure)
         request = Request(
             headers=dict(headers or {}),
             http_agent=self.user_agent,
             validate_certs=not insecure,
             timeout=self.connect_timeout,
             follow_redirects="safe",
+            context=self._contexts[insecure],
         )
         response = request.open("GET", url)
         set_read_timeout(response, self.read_timeout)

@@ -141,6 +141,7 @@ class ImageManager:
         self.cache = ManifestCache(paths.cache_dir)
         self.platform = platform
         self._clients = None
+        self._pool_checked = False
 
     # Reading state
 
@@ -148,7 +149,14 @@ class ImageManager:
         return "%s/%s" % (self.pool, uuid)
 
     def is_installed(self, uuid: str) -> bool:
-        return self.zfs.exists(self.dataset(uuid))
+        if self._pool_checked:
+            return self.zfs.exists(self.dataset(uuid))
+        # The first check also tells whether the pool exists, in the same call.
+        found = self.zfs.existing([self.pool, self.dataset(uuid)])
+        if self.pool not in found:
+            raise ImageError("pool %s does not exist on this host; create it or set pool" % self.pool, pool=self.pool)
+        self._pool_checked = True
+        return self.dataset(uuid) in found
 
     def installed_manifest(self, uuid: str) -> Dict[str, Any]:
         info, warning = self.cache.load(self.pool, uuid)
@@ -158,6 +166,11 @@ class ImageManager:
 
     def find_installed(self, name: str, version: Optional[str]) -> Optional[Dict[str, Any]]:
         """Return the newest installed image called ``name`` (at ``version`` when given)."""
+        if not self._pool_checked:
+            if not self.zfs.pool_exists(self.pool):
+                raise ImageError("pool %s does not exist on this host; create it or set pool" % self.pool,
+                                 pool=self.pool)
+            self._pool_checked = True
         matches = []
         prefix = self.pool + "/"
         for dataset in self.zfs.datasets(self.pool):

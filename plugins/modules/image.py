@@ -269,8 +269,6 @@ class ImageModule:
         )
 
     def run(self):
-        if not self.manager.zfs.pool_exists(self.params["pool"]):
-            raise ImageError("pool %s does not exist on this host; create it or set pool" % self.params["pool"])
         requests = build_requests(self.params)
         if self.params["state"] == "present":
             manifests = self.ensure_present(requests)

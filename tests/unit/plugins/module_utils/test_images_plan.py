@@ -30,6 +30,12 @@ class FakeZfs:
     def exists(self, name):
         return name in self.origins
 
+    def existing(self, names):
+        return [name for name in names if name in self.origins]
+
+    def pool_exists(self, pool):
+        return pool in self.origins
+
     def datasets(self, pool):
         return [Dataset(name, origin) for name, origin in sorted(self.origins.items())
                 if name == pool or name.startswith(pool + "/")]
