@@ -19,7 +19,9 @@ neither version is there; a reader then gets "not found", never a mix.
 
 from __future__ import annotations
 
+import base64
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +34,10 @@ from ansible_collections.smartos.images.plugins.module_utils._manifest import de
 IMAGES_DIR = "images"
 MANIFEST_NAME = "manifest.json"
 FILE_NAME = "file"
+# The checksums of ``file``, written when the file is published so that an
+# image server never hashes a file to answer a request. See ``file_record``.
+FILE_RECORD_NAME = "file.json"
+HASH_CHUNK_SIZE = 1024 * 1024
 
 
 def images_dir(repository: str) -> str:
@@ -218,3 +224,47 @@ def _sync_directory(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_record(file_path: str) -> Dict[str, Any]:
+    """Hash ``file_path`` once and return its record for ``FILE_RECORD_NAME``.
+
+    The record holds ``size`` in bytes, ``sha1`` as hex, ``md5`` as base64
+    (the form of the HTTP ``Content-MD5`` header), and ``mtime_ns`` and
+    ``size`` of the file when it was hashed, so that a reader can tell a
+    stale record from a current one with one ``stat``.
+    """
+    sha1 = hashlib.sha1()
+    md5 = hashlib.md5()
+    with open(file_path, "rb") as handle:
+        before = os.fstat(handle.fileno())
+        for chunk in iter(lambda: handle.read(HASH_CHUNK_SIZE), b""):
+            sha1.update(chunk)
+            md5.update(chunk)
+    return {
+        "size": before.st_size,
+        "sha1": sha1.hexdigest(),
+        "md5": base64.b64encode(md5.digest()).decode("ascii"),
+        "mtime_ns": before.st_mtime_ns,
+    }
+
+
+def read_file_record(directory: str) -> Optional[Dict[str, Any]]:
+    """Return the checksum record beside ``directory``'s ``file``, or None if it is missing or stale.
+
+    A record is stale when the file's size or modification time differ from
+    those it was made for, because the file was replaced after hashing.
+    """
+    try:
+        with open(os.path.join(directory, FILE_RECORD_NAME), "rb") as handle:
+            record = json.loads(handle.read().decode("utf-8"))
+        current = os.stat(os.path.join(directory, FILE_NAME))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    if record.get("size") != current.st_size or record.get("mtime_ns") != current.st_mtime_ns:
+        return None
+    if not isinstance(record.get("sha1"), str) or not isinstance(record.get("md5"), str):
+        return None
+    return record
