@@ -6,7 +6,7 @@
 
 Stock SmartOS ``imgadm`` (``imgapi`` and ``dsapi`` sources), the Triton
 ``sdc-clients`` library and this collection's ``image`` module use it as
-a source unchanged; ``imgadm publish`` and sdc-clients publish into it
+a source unchanged. ``imgadm publish`` and sdc-clients publish into it
 through the write API. See ``docs/server.md`` for the protocol coverage.
 
 Run it under a WSGI server behind nginx::
@@ -98,6 +98,11 @@ DEFAULT_MAX_UPLOAD = 20 * 1024 ** 3
 MODES = ("public", "private")
 CHANNEL_NAME_RE = re.compile(r"\A[a-z][a-z0-9_-]*\Z")
 FILE_CHUNK_SIZE = 1024 * 1024
+# A request body the application did not read, because it rejected the
+# request early, is read and discarded up to this many bytes before the
+# response. A WSGI server that closes a connection with unread data makes
+# the kernel reset it, and nginx then returns 502 instead of the error.
+DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 class ServerConfigError(ValueError):
@@ -187,13 +192,15 @@ class ImageServer:
             response = error_response(error)
             self._log_error(environ, error, request)
         except Exception:  # pylint: disable=broad-except
-            # Any other failure is a bug or an I/O error: log it in full and
-            # answer as the reference server does, without internals.
+            # Any other failure is a bug or an I/O error. It is logged in full,
+            # and the client gets a 500 without internals, as from the reference server.
             LOG.exception("%s %s failed with an internal error", environ.get("REQUEST_METHOD"),
                           environ.get("PATH_INFO"))
             response = error_response(ApiError(500, "InternalError",
                                                "internal error; the image server's log has the details"))
         response.headers.append(("X-Request-Id", str(uuidlib.uuid4())))
+        if response.status >= 400:
+            _drain(environ)
         body = response.body
         if environ.get("REQUEST_METHOD") == "HEAD" or response.status in (204, 304):
             if hasattr(body, "close"):
@@ -226,7 +233,9 @@ class ImageServer:
             raise ApiError(405, "MethodNotAllowed", "%s is not allowed on %s; use %s"
                            % (request.method, _shown_path(request.path), ", ".join(allowed)),
                            headers=[("Allow", ", ".join(allowed))])
-        if method not in ("GET",):
+        if method != "GET" and request.user is None:
+            # Raises 401: a write needs credentials, and a valid header was
+            # already accepted above, without paying for the hash twice.
             request.user = self.credentials.require(request)
         return handler(request, self.catalog.snapshot(), parts)
 
@@ -459,6 +468,28 @@ class ImageServer:
         return bytes_response(manifest_bytes(image, request.version, self.config.mode, pretty=True))
 
 
+def _drain(environ: Dict[str, Any]) -> None:
+    """Read and discard what is left of the request body, up to ``DRAIN_LIMIT`` bytes.
+
+    NOTE: a rejected upload with more than ``DRAIN_LIMIT`` bytes left may
+    still reach the client as a reset connection (a 502 from nginx).
+    """
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return
+    drained = 0
+    try:
+        while drained < DRAIN_LIMIT:
+            chunk = stream.read(min(FILE_CHUNK_SIZE, DRAIN_LIMIT - drained))
+            if not chunk:
+                return
+            drained += len(chunk)
+    except Exception as exc:  # pylint: disable=broad-except
+        # The WSGI server's own exception types for a broken body cannot be
+        # imported here; the connection is lost either way.
+        LOG.debug("discarding the rest of the request body failed after %d bytes: %s", drained, exc)
+
+
 def _shown_path(path: str) -> str:
     """Return a request path for a message: escaped, and cut to 200 characters."""
     text = path.encode("latin-1", "replace").decode("utf-8", "replace").encode("unicode_escape").decode("ascii")
@@ -541,9 +572,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if arguments.user is not None and (not arguments.user or ":" in arguments.user):
         parser.error("user name %r must be non-empty and contain no colon" % arguments.user)
     encoded = hash_password(password, iterations=arguments.iterations)
-    print("%s:%s" % (arguments.user, encoded) if arguments.user is not None else encoded)
+    sys.stdout.write(("%s:%s" % (arguments.user, encoded) if arguments.user is not None else encoded) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

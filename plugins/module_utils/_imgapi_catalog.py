@@ -13,7 +13,7 @@ The repository layout is that of ``_repository``: published images are
 - ``tmp/``: uploads in progress, on the same file system so that a finished
   upload is renamed into place.
 - ``generation``: rewritten after every change the server makes, so that
-  every worker process sees the change on its next request.
+  every worker process reloads on its next request.
 - ``write.lock``: the lock that serializes changes between processes.
 
 The catalog is reloaded when the modification time of ``images/``, of

@@ -409,7 +409,7 @@ def etag_matches(header: Optional[str], etag: str, weak: bool = True) -> bool:
 
 
 def check_preconditions(request: Request, etag: str, last_modified: int) -> Optional[int]:
-    """Return 304 or 412 when the conditional headers say so (RFC 9110, section 13.2.2), else None.
+    """Return 304 or 412 when the conditional headers require it (RFC 9110, section 13.2.2), else None.
 
     ``last_modified`` is in whole seconds, the precision of an HTTP date.
     """

@@ -35,7 +35,7 @@ IMAGES_DIR = "images"
 MANIFEST_NAME = "manifest.json"
 FILE_NAME = "file"
 # The checksums of ``file``, written when the file is published so that an
-# image server never hashes a file to answer a request. See ``file_record``.
+# image server never hashes a file while serving a request. See ``file_record``.
 FILE_RECORD_NAME = "file.json"
 HASH_CHUNK_SIZE = 1024 * 1024
 
@@ -229,7 +229,7 @@ def _sync_directory(path: str) -> None:
 def file_record(file_path: str) -> Dict[str, Any]:
     """Hash ``file_path`` once and return its record for ``FILE_RECORD_NAME``.
 
-    The record holds ``size`` in bytes, ``sha1`` as hex, ``md5`` as base64
+    The record contains ``size`` in bytes, ``sha1`` as hex, ``md5`` as base64
     (the form of the HTTP ``Content-MD5`` header), and ``mtime_ns`` and
     ``size`` of the file when it was hashed, so that a reader can tell a
     stale record from a current one with one ``stat``.

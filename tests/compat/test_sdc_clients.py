@@ -64,8 +64,8 @@ def oracle_result(tmp_path_factory):
         }
         completed = subprocess.run([node, SCRIPT], input=json.dumps(request), capture_output=True, text=True,
                                    cwd=ORACLES, timeout=300, check=False)
-        assert completed.returncode == 0, "sdc_clients_check.js exited %d: %s" % (completed.returncode,
-                                                                                 completed.stderr)
+        assert completed.returncode == 0, "sdc_clients_check.js exited %d: %s" % (
+            completed.returncode, completed.stderr)
         result = json.loads(completed.stdout)
     return {"result": result, "manifests": manifests, "published": published, "data": data}
 

@@ -76,8 +76,9 @@ def app(repository, credentials):
                      "max_upload": 64 * 1024})
 
 
-def import_image(app, body, uuid=IMAGE, headers=JSON_AUTH, query="action=import"):
-    return call(app, "POST", "/images/" + uuid, query=query, headers=headers, body=json.dumps(body).encode())
+def import_image(app, body, uuid=IMAGE, headers=None, query="action=import"):
+    return call(app, "POST", "/images/" + uuid, query=query, headers=JSON_AUTH if headers is None else headers,
+                body=json.dumps(body).encode())
 
 
 def upload(app, data=DATA, uuid=IMAGE, query="compression=gzip", **options):
@@ -473,7 +474,7 @@ def test_upload_empty_body_is_rejected(app, repository):
     assert "file" not in os.listdir(os.path.join(repository, ".imgapi", "unactivated", IMAGE))
 
 
-def test_upload_over_max_by_content_length_is_rejected_unread(app, repository):
+def test_upload_over_max_by_content_length_is_rejected(app, repository):
     import_image(app, manifest())
     stream = io.BytesIO(b"x" * 10)
 
@@ -481,8 +482,17 @@ def test_upload_over_max_by_content_length_is_rejected_unread(app, repository):
 
     assert response.status == 400
     assert response.json()["code"] == "Upload"
-    assert stream.tell() == 0
+    assert "from Content-Length" in response.json()["message"]
     assert leftovers(repository) == []
+
+
+def test_rejected_request_body_is_drained(app):
+    stream = io.BytesIO(b"x" * 1000)
+
+    response = upload(app, data=b"", content_length="1000", input_stream=stream, headers={})
+
+    assert response.status == 401
+    assert stream.tell() == 1000
 
 
 def test_upload_over_max_while_streaming_is_rejected(app, repository):
