@@ -13,6 +13,9 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 packages=(zfs-fuse nginx-light gzip bzip2 xz-utils curl python3-venv nodejs npm shellcheck)
+# The image_server role's molecule scenario boots Debian machines with
+# systemd-nspawn and reaches them over SSH.
+packages+=(debootstrap debian-archive-keyring systemd-container openssh-client)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "${package}" 2>/dev/null | grep -q "install ok installed"; then

@@ -3,6 +3,8 @@
 # lint, ansible-test sanity), unit tests, the differential tests against the
 # npm oracles, and the integration tests on real ZFS pools with real servers
 # on loopback. Needs root on Debian or Ubuntu; installs what is missing.
+# The molecule suite applies the image_server role to two Debian machines
+# that it boots with systemd-nspawn (scripts/molecule.sh).
 # Exits non-zero when any suite fails.
 set -euo pipefail
 
@@ -28,6 +30,7 @@ run_suite() {
 run_suite lint bash scripts/lint.sh
 run_suite sanity bash scripts/sanity.sh
 run_suite pytest .venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadfile tests/unit tests/compat tests/integration
+run_suite molecule bash scripts/molecule.sh
 
 if ((${#failed[@]})); then
     echo "FAILED suites: ${failed[*]}" >&2
