@@ -29,8 +29,11 @@ run_suite() {
 
 run_suite lint bash scripts/lint.sh
 run_suite sanity bash scripts/sanity.sh
-run_suite pytest .venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadfile tests/unit tests/compat tests/integration
-run_suite molecule bash scripts/molecule.sh
+# zfs-fuse can stop answering under load; the time limits turn such a hang
+# into a failed suite instead of a run that never ends.
+run_suite pytest timeout 2400 .venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadfile \
+    --timeout 600 tests/unit tests/compat tests/integration
+run_suite molecule timeout 1800 bash scripts/molecule.sh
 
 if ((${#failed[@]})); then
     echo "FAILED suites: ${failed[*]}" >&2
