@@ -97,7 +97,7 @@ options:
   output_dir:
     description:
       - Directory to write the image to, created when missing. The files are named as C(imgadm create -o DIR)
-        names them, C(<slug(name)>-<slug(version)>.imgmanifest) and C(.zfs) (or C(.zvol) for a C(zvol) image)
+        names them, C(<name slug>-<version slug>.imgmanifest) and C(.zfs) (or C(.zvol) for a C(zvol) image)
         plus C(.gz), C(.bz2) or C(.xz) for the compression. The build record is C(<prefix>.build.json).
       - The slug of a text drops the characters other than letters, digits, C(_), whitespace, C(.) and C(-),
         trims, lower-cases, and turns each run of whitespace and hyphens into one C(-).
