@@ -34,6 +34,7 @@ run_suite sanity bash scripts/sanity.sh
 run_suite pytest timeout 2400 .venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadfile \
     --timeout 600 tests/unit tests/compat tests/integration
 run_suite molecule timeout 1800 bash scripts/molecule.sh
+run_suite molecule-fleet timeout 1800 bash scripts/molecule.sh fleet
 
 if ((${#failed[@]})); then
     echo "FAILED suites: ${failed[*]}" >&2

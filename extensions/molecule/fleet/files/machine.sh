@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Test machines of the fleet molecule scenario: Debian bookworm root file
+# systems booted with systemd-nspawn, each in a network namespace of its
+# own, joined by a bridge in a "lab" namespace to one address on this host.
+# Every address and interface is created here and removed by "down". The
+# names differ from the image_server scenario's, so both can run on one host
+# one after the other.
+#
+# The root file system has the zfs-fuse package for its zfs and zpool
+# commands only, and its daemon is masked. A machine started with a POOL
+# gets this host's /run/zfs bind-mounted, so its commands talk to the
+# host's zfs-fuse daemon over that socket. It also gets the pool's
+# mountpoint /POOL, because zfs mount creates the mountpoint directory
+# where the command runs while the daemon mounts the dataset on this host.
+# Every pool of the daemon is visible in every such machine.
+#
+#   machine.sh rootfs CACHE_DIR           print the cached root file system
+#                                         tar, building it with debootstrap
+#                                         first when it is missing
+#   machine.sh up HOST_CIDR               create the lab network
+#   machine.sh start NAME INDEX CIDR TAR WORK_DIR PUBLIC_KEY POOL
+#                                         boot machine NAME at CIDR, with
+#                                         ZFS pool POOL, or "none"
+#   machine.sh stop NAME WORK_DIR         shut machine NAME down, remove it
+#   machine.sh down                       remove the lab network
+#
+# SMARTOS_IMAGES_DEBIAN_MIRROR sets the Debian mirror; by default it is the
+# first mirror of a Debian release in this host's apt sources.
+set -euo pipefail
+
+LAB=smfleet-lab
+HOST_LINK=smfleet-host
+SUITE=bookworm
+PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,python3-apt,python3-venv,nginx-light,zfs-fuse
+
+log() {
+    echo "machine.sh: $*" >&2
+}
+
+debian_mirror() {
+    if [[ -n "${SMARTOS_IMAGES_DEBIAN_MIRROR:-}" ]]; then
+        echo "${SMARTOS_IMAGES_DEBIAN_MIRROR}"
+        return
+    fi
+    python3 - <<'PY'
+import glob
+import sys
+
+# One-line entries: "deb [options] URI SUITE COMPONENTS".
+for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        words = line.split("#", 1)[0].split()
+        if words[:1] == ["deb"]:
+            words = [word for word in words[1:] if not word.startswith("[") and not word.endswith("]")]
+            if len(words) >= 2 and "-" not in words[1] and "/debian" in words[0]:
+                print(words[0])
+                sys.exit(0)
+# deb822 entries: "URIs:" and "Suites:" fields, separated by blank lines.
+for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError:
+        continue
+    for entry in text.split("\n\n"):
+        fields = {}
+        for line in entry.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and not line.startswith("#"):
+                fields[key.strip().lower()] = value.split()
+        suites = fields.get("suites", [])
+        uris = [uri for uri in fields.get("uris", []) if "/debian" in uri]
+        if uris and any("-" not in suite for suite in suites):
+            print(uris[0])
+            sys.exit(0)
+sys.exit("no Debian release mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d; "
+         "set SMARTOS_IMAGES_DEBIAN_MIRROR to the URL of a Debian mirror")
+PY
+}
+
+build_rootfs() {
+    local cache_dir="$1"
+    local stamp tar
+    stamp="$(printf '%s %s' "${SUITE}" "${PACKAGES}" | sha256sum | cut -c 1-12)"
+    tar="${cache_dir}/rootfs-${SUITE}-${stamp}.tar"
+    if [[ -f "${tar}" ]]; then
+        echo "${tar}"
+        return
+    fi
+    local mirror staging
+    mirror="$(debian_mirror)"
+    mkdir -p "${cache_dir}"
+    staging="$(mktemp -d "${cache_dir}/.rootfs-XXXXXX")"
+    # A failed build leaves nothing behind, so the next run starts over.
+    trap 'rm -rf "${staging}" "${tar}.partial"' EXIT
+    log "building the ${SUITE} root file system from ${mirror} into ${tar}"
+    debootstrap --variant=minbase --include="${PACKAGES}" "${SUITE}" "${staging}/rootfs" "${mirror}" \
+        >"${staging}/debootstrap.log" 2>&1 || {
+        tail -n 30 "${staging}/debootstrap.log" >&2
+        log "debootstrap failed; the lines above are the end of its log"
+        exit 1
+    }
+    # The package lists are only needed to install more packages, which the
+    # machines cannot do without a route to a mirror.
+    rm -rf "${staging}/rootfs/var/lib/apt/lists/"* "${staging}/rootfs/var/cache/apt/archives/"*.deb
+    tar --numeric-owner -C "${staging}/rootfs" -cf "${tar}.partial" .
+    mv "${tar}.partial" "${tar}"
+    rm -rf "${staging}"
+    trap - EXIT
+    echo "${tar}"
+}
+
+network_up() {
+    local host_cidr="$1"
+    if ! ip netns list | grep -qx "${LAB}\( .*\)\?"; then
+        ip netns add "${LAB}"
+    fi
+    ip -n "${LAB}" link set lo up
+    if ! ip -n "${LAB}" link show br0 >/dev/null 2>&1; then
+        ip -n "${LAB}" link add br0 type bridge
+    fi
+    ip -n "${LAB}" link set br0 up
+    if ! ip link show "${HOST_LINK}" >/dev/null 2>&1; then
+        ip link add "${HOST_LINK}" type veth peer name host netns "${LAB}"
+        ip -n "${LAB}" link set host master br0 up
+        ip addr add "${host_cidr}" dev "${HOST_LINK}"
+    fi
+    ip link set "${HOST_LINK}" up
+}
+
+network_down() {
+    # Removing one end of a veth pair removes both.
+    ip link del "${HOST_LINK}" 2>/dev/null || true
+    ip netns del "${LAB}" 2>/dev/null || true
+}
+
+start_machine() {
+    local name="$1" index="$2" cidr="$3" tar="$4" work_dir="$5" public_key="$6" pool="$7"
+    local netns="smfleet-${name}" dir="${work_dir}/${name}"
+    local zfs_options=()
+    stop_machine "${name}" "${work_dir}"
+
+    mkdir -p "${dir}/rootfs"
+    tar --numeric-owner -C "${dir}/rootfs" -xf "${tar}"
+    echo "${name}" >"${dir}/rootfs/etc/hostname"
+    install -d -m 0700 "${dir}/rootfs/root/.ssh"
+    install -m 0600 "${public_key}" "${dir}/rootfs/root/.ssh/authorized_keys"
+    # The machines have no route to a mirror, so the timers would only fail.
+    for timer in apt-daily.timer apt-daily-upgrade.timer; do
+        ln -sfn /dev/null "${dir}/rootfs/etc/systemd/system/${timer}"
+    done
+    # A zfs-fuse daemon in the machine would put its own socket into the
+    # bind-mounted /run/zfs, in place of the host daemon's socket.
+    ln -sfn /dev/null "${dir}/rootfs/etc/systemd/system/zfs-fuse.service"
+    if [[ "${pool}" != none ]]; then
+        if [[ "$(zfs get -H -o value mountpoint "${pool}")" != "/${pool}" ]]; then
+            log "pool ${pool} is not mounted at /${pool}; create it with files/pools.py"
+            exit 1
+        fi
+        zfs_options=(--bind=/run/zfs "--bind=/${pool}")
+    fi
+
+    ip netns add "${netns}"
+    ip -n "${netns}" link set lo up
+    ip link add eth0 netns "${netns}" type veth peer name "port${index}" netns "${LAB}"
+    ip -n "${LAB}" link set "port${index}" master br0 up
+    ip -n "${netns}" addr add "${cidr}" dev eth0
+    ip -n "${netns}" link set eth0 up
+
+    # --keep-unit and --register=no: this host's process 1 is not systemd, so
+    # there is no system bus to register the machine or create a scope with.
+    setsid systemd-nspawn --quiet --register=no --keep-unit --network-namespace-path="/run/netns/${netns}" \
+        "${zfs_options[@]}" --machine="${name}" -D "${dir}/rootfs" -b </dev/null >"${dir}/console.log" 2>&1 &
+    echo $! >"${dir}/nspawn.pid"
+    log "booting ${name} at ${cidr}, process $(cat "${dir}/nspawn.pid"), console log ${dir}/console.log"
+}
+
+stop_machine() {
+    local name="$1" work_dir="$2"
+    local netns="smfleet-${name}" dir="${work_dir}/${name}"
+    if [[ -f "${dir}/nspawn.pid" ]]; then
+        local pid
+        pid="$(cat "${dir}/nspawn.pid")"
+        if kill -0 "${pid}" 2>/dev/null && grep -q systemd-nspawn "/proc/${pid}/cmdline" 2>/dev/null; then
+            # systemd-nspawn turns SIGTERM into a clean shutdown of the machine.
+            kill -TERM "${pid}"
+            for _ in $(seq 1 60); do
+                kill -0 "${pid}" 2>/dev/null || break
+                sleep 0.5
+            done
+            if kill -0 "${pid}" 2>/dev/null; then
+                log "${name} did not shut down within 30 s; killing process ${pid}"
+                kill -KILL "${pid}"
+            fi
+        fi
+        rm -f "${dir}/nspawn.pid"
+    fi
+    ip netns del "${netns}" 2>/dev/null || true
+    rm -rf "${dir}"
+}
+
+case "${1:-}" in
+    rootfs) build_rootfs "$2" ;;
+    up) network_up "$2" ;;
+    start) start_machine "$2" "$3" "$4" "$5" "$6" "$7" "$8" ;;
+    stop) stop_machine "$2" "$3" ;;
+    down) network_down ;;
+    *)
+        echo "usage: machine.sh rootfs CACHE_DIR | up HOST_CIDR | start NAME INDEX CIDR TAR WORK_DIR PUBLIC_KEY POOL" \
+            "| stop NAME WORK_DIR | down" >&2
+        exit 2
+        ;;
+esac
