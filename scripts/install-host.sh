@@ -38,7 +38,16 @@ fi
 
 # zfs-fuse forks into the background; nothing else starts it on a machine
 # without systemd as process 1.
-if ! pgrep -x zfs-fuse >/dev/null; then
+# Whether the daemon answers, not whether a process of that name exists: a
+# killed daemon can linger as a zombie.
+if ! zpool list >/dev/null 2>&1; then
+    # A zfs-fuse that was killed leaves its FUSE mounts behind, and every
+    # access to them fails with "Transport endpoint is not connected".
+    awk '$3 == "fuse" {print $2}' /proc/mounts | sort -r | while read -r mountpoint; do
+        if ! stat "${mountpoint}" >/dev/null 2>&1; then
+            umount -l "${mountpoint}" || true
+        fi
+    done
     echo "install-host: starting zfs-fuse" >&2
     zfs-fuse
     for _ in $(seq 1 50); do
