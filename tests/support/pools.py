@@ -64,14 +64,19 @@ class Pool:
             raise RuntimeError("zpool create %s failed: %s" % (self.name, proc.stderr.strip()))
         return self
 
-    def destroy(self):
-        # zfs-fuse sometimes reports a pool busy right after use; it is not.
-        for _unused in range(40):
+    def destroy(self, timeout=60.0):
+        """Destroy the pool, retrying for up to ``timeout`` seconds while zfs-fuse reports it busy."""
+        # zfs-fuse reports a pool busy for a while after heavy use, longer when
+        # other pools on the same daemon are busy too; it is not in use.
+        deadline = time.monotonic() + timeout
+        while True:
             if subprocess.run(["zpool", "destroy", "-f", self.name], capture_output=True, check=False).returncode == 0:
                 break
             if subprocess.run(["zpool", "list", self.name], capture_output=True, check=False).returncode != 0:
                 break
-            time.sleep(0.25)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
         if os.path.exists(self.image):
             os.unlink(self.image)
 
