@@ -22,7 +22,11 @@ from ansible_collections.smartos.images.plugins.module_utils._errors import ZfsE
 
 Runner = Callable[[Sequence[str]], Tuple[int, str, str]]
 
-BUSY_RETRIES = 3
+# Attempts and delays when zfs-fuse reports a dataset busy: 0.2 s doubling up
+# to 2 s, about 10 s in all.
+BUSY_RETRIES = 8
+BUSY_DELAY = 0.2
+BUSY_DELAY_MAX = 2.0
 
 C_LOCALE = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"}
 
@@ -121,8 +125,29 @@ class Zfs:
     def mount(self, name: str) -> None:
         self._check([self.zfs_bin, "mount", name], "mount")
 
+    def unmount(self, name: str) -> None:
+        """Unmount ``name`` if it is mounted, retrying while it is busy."""
+        argv = [self.zfs_bin, "unmount", name]
+        for attempt in range(BUSY_RETRIES):
+            rc, out, err = self._run(argv)
+            # Volumes are never mounted ("not applicable to datasets of this type").
+            if rc == 0 or "not currently mounted" in err or "does not exist" in err or "not applicable" in err:
+                return
+            if "busy" not in err or attempt == BUSY_RETRIES - 1:
+                break
+            time.sleep(min(BUSY_DELAY * 2 ** attempt, BUSY_DELAY_MAX))
+        raise ZfsError("%s failed (exit %d): %s; stop what uses the dataset and re-run"
+                       % (" ".join(argv), rc, err.strip() or out.strip()),
+                       argv=argv, rc=rc, stderr=err, action="unmount")
+
     def destroy(self, name: str) -> None:
-        """Destroy ``name`` and its snapshots; it must have no dependent clones."""
+        """Destroy ``name`` and its snapshots; it must have no dependent clones.
+
+        The dataset is unmounted first: ``zfs destroy -r`` removes the
+        snapshots before the dataset, so a destroy that then fails on a busy
+        mount would leave an image without its ``@final``.
+        """
+        self.unmount(name)
         argv = [self.zfs_bin, "destroy", "-r", name]
         for attempt in range(BUSY_RETRIES):
             rc, out, err = self._run(argv)
@@ -130,11 +155,10 @@ class Zfs:
             # receive cleans up; either way it is gone, as requested.
             if rc == 0 or "does not exist" in err:
                 return
-            # zfs-fuse unmounts a mounted dataset and then reports it busy;
-            # the next attempt finds it unmounted and succeeds.
+            # zfs-fuse can report a dataset busy for a while after use.
             if "busy" not in err or attempt == BUSY_RETRIES - 1:
                 break
-            time.sleep(0.2)
+            time.sleep(min(BUSY_DELAY * 2 ** attempt, BUSY_DELAY_MAX))
         raise ZfsError("%s failed (exit %d): %s" % (" ".join(argv), rc, err.strip() or out.strip()),
                        argv=argv, rc=rc, stderr=err, action="destroy")
 

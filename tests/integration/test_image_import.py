@@ -157,6 +157,9 @@ def test_absent_quartet(target, images, static_repo):
     check_again = ensure(target, check=True, uuid=image.uuid, state="absent")
     real_again = ensure(target, uuid=image.uuid, state="absent")
 
+    for result in (check, real, check_again, real_again):
+        assert_ok(result)
+
     assert check["changed"] is True
     assert check["removed"] == [image.uuid]
     assert real["changed"] is True

@@ -68,6 +68,14 @@ def destroy(name):
     return ["zfs", "destroy", "-r", name]
 
 
+def unmount(name):
+    return ["zfs", "unmount", name]
+
+
+UNMOUNTED = (unmount(BASE), (0, "", ""))
+NOT_MOUNTED = (unmount(BASE), (1, "", "cannot unmount '%s': not currently mounted\n" % BASE))
+
+
 DATASET_ROWS = (
     "zones\t-\n"
     "zones/%s\t-\n"
@@ -171,30 +179,45 @@ CASES = [
         id="mount",
     ),
     pytest.param(
-        Case("destroy", (BASE,), [(destroy(BASE), (0, "", ""))], result=None),
+        Case("destroy", (BASE,), [UNMOUNTED, (destroy(BASE), (0, "", ""))], result=None),
         id="destroy",
     ),
     pytest.param(
-        Case("destroy", (BASE,), [(destroy(BASE), (1, "", MISSING))], result=None),
+        Case("destroy", (BASE,), [NOT_MOUNTED, (destroy(BASE), (0, "", ""))], result=None),
+        id="destroy-not-mounted",
+    ),
+    pytest.param(
+        Case("destroy", (BASE,), [(unmount(BASE), (1, "", BUSY)), UNMOUNTED, (destroy(BASE), (0, "", ""))],
+             result=None, sleeps=1),
+        id="destroy-unmount-busy-once",
+    ),
+    pytest.param(
+        Case("destroy", (BASE,), [(unmount(BASE), (1, "", BUSY))] * 8, error="stop what uses the dataset",
+             sleeps=7),
+        id="destroy-unmount-busy-always",
+    ),
+    pytest.param(
+        Case("destroy", (BASE,), [UNMOUNTED, (destroy(BASE), (1, "", MISSING))], result=None),
         id="destroy-missing",
     ),
     pytest.param(
-        Case("destroy", (BASE,), [(destroy(BASE), (1, "", BUSY)), (destroy(BASE), (0, "", ""))],
+        Case("destroy", (BASE,), [UNMOUNTED, (destroy(BASE), (1, "", BUSY)), (destroy(BASE), (0, "", ""))],
              result=None, sleeps=1),
         id="destroy-busy-once",
     ),
     pytest.param(
-        Case("destroy", (BASE,), [(destroy(BASE), (1, "", BUSY)), (destroy(BASE), (1, "", MISSING))],
+        Case("destroy", (BASE,), [UNMOUNTED, (destroy(BASE), (1, "", BUSY)), (destroy(BASE), (1, "", MISSING))],
              result=None, sleeps=1),
         id="destroy-busy-then-gone",
     ),
     pytest.param(
-        Case("destroy", (BASE,), [(destroy(BASE), (1, "", BUSY))] * 3, error="dataset is busy", sleeps=2),
+        Case("destroy", (BASE,), [UNMOUNTED] + [(destroy(BASE), (1, "", BUSY))] * 8, error="dataset is busy",
+             sleeps=7),
         id="destroy-busy-always",
     ),
     pytest.param(
         Case("destroy", (BASE,),
-             [(destroy(BASE), (1, "", "cannot destroy '%s': filesystem has dependent clones\n" % BASE))],
+             [UNMOUNTED, (destroy(BASE), (1, "", "cannot destroy '%s': filesystem has dependent clones\n" % BASE))],
              error="dependent clones"),
         id="destroy-clones",
     ),
