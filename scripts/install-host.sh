@@ -38,8 +38,8 @@ fi
 
 # zfs-fuse forks into the background; nothing else starts it on a machine
 # without systemd as process 1.
-# Whether the daemon answers, not whether a process of that name exists: a
-# killed daemon can linger as a zombie.
+# Check that the daemon responds, not that a process of that name exists,
+# because a killed daemon can linger as a zombie.
 if ! zpool list >/dev/null 2>&1; then
     # A zfs-fuse that was killed leaves its FUSE mounts behind, and every
     # access to them fails with "Transport endpoint is not connected".

@@ -29,7 +29,7 @@ run_suite() {
 
 run_suite lint bash scripts/lint.sh
 run_suite sanity bash scripts/sanity.sh
-# zfs-fuse can stop answering under load; the time limits turn such a hang
+# zfs-fuse can stop responding under load. The time limits turn such a hang
 # into a failed suite instead of a run that never ends.
 run_suite pytest timeout 2400 .venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadfile \
     --timeout 600 tests/unit tests/compat tests/integration

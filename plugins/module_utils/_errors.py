@@ -41,7 +41,7 @@ class ConfigError(ImageError):
 
 
 class SourceError(ImageError):
-    """A source that is unreachable or returned an unexpected answer."""
+    """A source that is unreachable or returned an unexpected response."""
 
     def __init__(self, message, url=None, status=None, **details):
         super().__init__(message, url=url, status=status, **details)

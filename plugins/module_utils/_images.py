@@ -151,7 +151,7 @@ class ImageManager:
     def is_installed(self, uuid: str) -> bool:
         if self._pool_checked:
             return self.zfs.exists(self.dataset(uuid))
-        # The first check also tells whether the pool exists, in the same call.
+        # The first check also lists the pool, so one call shows whether it exists.
         found = self.zfs.existing([self.pool, self.dataset(uuid)])
         if self.pool not in found:
             raise ImageError("pool %s does not exist on this host; create it or set pool" % self.pool, pool=self.pool)

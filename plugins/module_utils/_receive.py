@@ -168,8 +168,8 @@ class ReceivePipeline:
                 for data in self._decompressor.feed(chunk):
                     self.receive.stdin.write(data)
             except Exception as exc:  # pylint: disable=broad-exception-caught
-                # Any error must be recorded, not end the thread: the download
-                # loop would block forever on a full queue nobody drains.
+                # Any error is recorded instead of ending the thread, because
+                # the download loop would block forever on an undrained queue.
                 self._failure = self._classify(exc)
 
     def _classify(self, exc: BaseException) -> StreamError:

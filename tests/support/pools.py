@@ -66,8 +66,8 @@ class Pool:
 
     def destroy(self, timeout=60.0):
         """Destroy the pool, retrying for up to ``timeout`` seconds while zfs-fuse reports it busy."""
-        # zfs-fuse reports a pool busy for a while after heavy use, longer when
-        # other pools on the same daemon are busy too; it is not in use.
+        # zfs-fuse reports a pool busy for a while after heavy use, and longer
+        # when other pools on the same daemon are busy too. It is not in use.
         deadline = time.monotonic() + timeout
         while True:
             if subprocess.run(["zpool", "destroy", "-f", self.name], capture_output=True, check=False).returncode == 0:
