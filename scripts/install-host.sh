@@ -41,6 +41,17 @@ fi
 # Check that the daemon responds, not that a process of that name exists,
 # because a killed daemon can linger as a zombie.
 if ! zpool list >/dev/null 2>&1; then
+    # A daemon that does not answer, or one still shutting down, would keep
+    # the new one from starting.
+    if pgrep -x zfs-fuse >/dev/null; then
+        echo "install-host: stopping a zfs-fuse that does not answer" >&2
+        pkill -x zfs-fuse || true
+        for _ in $(seq 1 50); do
+            pgrep -x zfs-fuse >/dev/null || break
+            sleep 0.2
+        done
+        pkill -KILL -x zfs-fuse || true
+    fi
     # A zfs-fuse that was killed leaves its FUSE mounts behind, and every
     # access to them fails with "Transport endpoint is not connected".
     awk '$3 == "fuse" {print $2}' /proc/mounts | sort -r | while read -r mountpoint; do

@@ -3,8 +3,9 @@
 # lint, ansible-test sanity), unit tests, the differential tests against the
 # npm oracles, and the integration tests on real ZFS pools with real servers
 # on loopback. Needs root on Debian or Ubuntu; installs what is missing.
-# The molecule suite applies the image_server role to two Debian machines
-# that it boots with systemd-nspawn (scripts/molecule.sh).
+# The molecule suites boot Debian machines with systemd-nspawn
+# (scripts/molecule.sh), and the last suite runs the README's walk-through,
+# scripts/demo.sh, which leaves its demo in place.
 # Exits non-zero when any suite fails.
 set -euo pipefail
 
@@ -35,6 +36,7 @@ run_suite pytest timeout 2400 .venv/bin/python -m pytest -p no:cacheprovider -n 
     --timeout 600 tests/unit tests/compat tests/integration
 run_suite molecule timeout 1800 bash scripts/molecule.sh
 run_suite molecule-fleet timeout 1800 bash scripts/molecule.sh fleet
+run_suite demo timeout 1200 bash scripts/demo.sh
 
 if ((${#failed[@]})); then
     echo "FAILED suites: ${failed[*]}" >&2

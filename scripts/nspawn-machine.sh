@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Test machines of the fleet molecule scenario: Debian bookworm root file
-# systems booted with systemd-nspawn, each in a network namespace of its
-# own, joined by a bridge in a "lab" namespace to one address on this host.
-# Every address and interface is created here and removed by "down". The
-# names differ from the image_server scenario's, so both can run on one host
-# one after the other.
+# Debian bookworm machines booted with systemd-nspawn, for the molecule
+# scenarios and scripts/demo.sh. Each machine has a network namespace of
+# its own, joined by a bridge in a "lab" namespace to one address on this
+# host. A LAB name (a few letters, such as "smfleet") prefixes every
+# namespace and interface that this script creates for that set of machines,
+# so several sets can exist on one host; "down" removes them again.
 #
 # The root file system has the zfs-fuse package for its zfs and zpool
 # commands only, and its daemon is masked. A machine started with a POOL
@@ -14,27 +14,28 @@
 # where the command runs while the daemon mounts the dataset on this host.
 # Every pool of the daemon is visible in every such machine.
 #
-#   machine.sh rootfs CACHE_DIR           print the cached root file system
+#   nspawn-machine.sh rootfs CACHE_DIR    print the cached root file system
 #                                         tar, building it with debootstrap
 #                                         first when it is missing
-#   machine.sh up HOST_CIDR               create the lab network
-#   machine.sh start NAME INDEX CIDR TAR WORK_DIR PUBLIC_KEY POOL
+#   nspawn-machine.sh LAB up HOST_CIDR    create the lab network
+#   nspawn-machine.sh LAB start NAME INDEX CIDR TAR WORK_DIR PUBLIC_KEY [POOL]
 #                                         boot machine NAME at CIDR, with
-#                                         ZFS pool POOL, or "none"
-#   machine.sh stop NAME WORK_DIR         shut machine NAME down, remove it
-#   machine.sh down                       remove the lab network
+#                                         ZFS pool POOL (default: none)
+#   nspawn-machine.sh LAB running NAME WORK_DIR
+#                                         exit 0 when machine NAME runs
+#   nspawn-machine.sh LAB stop NAME WORK_DIR
+#                                         shut machine NAME down, remove it
+#   nspawn-machine.sh LAB down            remove the lab network
 #
 # SMARTOS_IMAGES_DEBIAN_MIRROR sets the Debian mirror; by default it is the
 # first mirror of a Debian release in this host's apt sources.
 set -euo pipefail
 
-LAB=smfleet-lab
-HOST_LINK=smfleet-host
 SUITE=bookworm
 PACKAGES=systemd,systemd-sysv,dbus,openssh-server,python3,python3-apt,python3-venv,nginx-light,zfs-fuse
 
 log() {
-    echo "machine.sh: $*" >&2
+    echo "nspawn-machine.sh: $*" >&2
 }
 
 debian_mirror() {
@@ -115,31 +116,31 @@ build_rootfs() {
 
 network_up() {
     local host_cidr="$1"
-    if ! ip netns list | grep -qx "${LAB}\( .*\)\?"; then
-        ip netns add "${LAB}"
+    if ! ip netns list | grep -qx "${lab_netns}\( .*\)\?"; then
+        ip netns add "${lab_netns}"
     fi
-    ip -n "${LAB}" link set lo up
-    if ! ip -n "${LAB}" link show br0 >/dev/null 2>&1; then
-        ip -n "${LAB}" link add br0 type bridge
+    ip -n "${lab_netns}" link set lo up
+    if ! ip -n "${lab_netns}" link show br0 >/dev/null 2>&1; then
+        ip -n "${lab_netns}" link add br0 type bridge
     fi
-    ip -n "${LAB}" link set br0 up
-    if ! ip link show "${HOST_LINK}" >/dev/null 2>&1; then
-        ip link add "${HOST_LINK}" type veth peer name host netns "${LAB}"
-        ip -n "${LAB}" link set host master br0 up
-        ip addr add "${host_cidr}" dev "${HOST_LINK}"
+    ip -n "${lab_netns}" link set br0 up
+    if ! ip link show "${host_link}" >/dev/null 2>&1; then
+        ip link add "${host_link}" type veth peer name host netns "${lab_netns}"
+        ip -n "${lab_netns}" link set host master br0 up
+        ip addr add "${host_cidr}" dev "${host_link}"
     fi
-    ip link set "${HOST_LINK}" up
+    ip link set "${host_link}" up
 }
 
 network_down() {
     # Removing one end of a veth pair removes both.
-    ip link del "${HOST_LINK}" 2>/dev/null || true
-    ip netns del "${LAB}" 2>/dev/null || true
+    ip link del "${host_link}" 2>/dev/null || true
+    ip netns del "${lab_netns}" 2>/dev/null || true
 }
 
 start_machine() {
-    local name="$1" index="$2" cidr="$3" tar="$4" work_dir="$5" public_key="$6" pool="$7"
-    local netns="smfleet-${name}" dir="${work_dir}/${name}"
+    local name="$1" index="$2" cidr="$3" tar="$4" work_dir="$5" public_key="$6" pool="${7:-none}"
+    local netns="${lab}-${name}" dir="${work_dir}/${name}"
     local zfs_options=()
     stop_machine "${name}" "${work_dir}"
 
@@ -157,7 +158,7 @@ start_machine() {
     ln -sfn /dev/null "${dir}/rootfs/etc/systemd/system/zfs-fuse.service"
     if [[ "${pool}" != none ]]; then
         if [[ "$(zfs get -H -o value mountpoint "${pool}")" != "/${pool}" ]]; then
-            log "pool ${pool} is not mounted at /${pool}; create it with files/pools.py"
+            log "pool ${pool} is not mounted at /${pool}; create it with that mountpoint first"
             exit 1
         fi
         zfs_options=(--bind=/run/zfs "--bind=/${pool}")
@@ -165,8 +166,8 @@ start_machine() {
 
     ip netns add "${netns}"
     ip -n "${netns}" link set lo up
-    ip link add eth0 netns "${netns}" type veth peer name "port${index}" netns "${LAB}"
-    ip -n "${LAB}" link set "port${index}" master br0 up
+    ip link add eth0 netns "${netns}" type veth peer name "port${index}" netns "${lab_netns}"
+    ip -n "${lab_netns}" link set "port${index}" master br0 up
     ip -n "${netns}" addr add "${cidr}" dev eth0
     ip -n "${netns}" link set eth0 up
 
@@ -178,39 +179,60 @@ start_machine() {
     log "booting ${name} at ${cidr}, process $(cat "${dir}/nspawn.pid"), console log ${dir}/console.log"
 }
 
+# Print the process ID of the machine's systemd-nspawn; fail when it does not run.
+machine_pid() {
+    local dir="$1"
+    local pid
+    [[ -f "${dir}/nspawn.pid" ]] || return 1
+    pid="$(cat "${dir}/nspawn.pid")"
+    kill -0 "${pid}" 2>/dev/null && grep -q systemd-nspawn "/proc/${pid}/cmdline" 2>/dev/null || return 1
+    echo "${pid}"
+}
+
 stop_machine() {
     local name="$1" work_dir="$2"
-    local netns="smfleet-${name}" dir="${work_dir}/${name}"
-    if [[ -f "${dir}/nspawn.pid" ]]; then
-        local pid
-        pid="$(cat "${dir}/nspawn.pid")"
-        if kill -0 "${pid}" 2>/dev/null && grep -q systemd-nspawn "/proc/${pid}/cmdline" 2>/dev/null; then
-            # systemd-nspawn turns SIGTERM into a clean shutdown of the machine.
-            kill -TERM "${pid}"
-            for _ in $(seq 1 60); do
-                kill -0 "${pid}" 2>/dev/null || break
-                sleep 0.5
-            done
-            if kill -0 "${pid}" 2>/dev/null; then
-                log "${name} did not shut down within 30 s; killing process ${pid}"
-                kill -KILL "${pid}"
-            fi
+    local netns="${lab}-${name}" dir="${work_dir}/${name}"
+    local pid
+    if pid="$(machine_pid "${dir}")"; then
+        # systemd-nspawn turns SIGTERM into a clean shutdown of the machine.
+        kill -TERM "${pid}"
+        for _ in $(seq 1 60); do
+            kill -0 "${pid}" 2>/dev/null || break
+            sleep 0.5
+        done
+        if kill -0 "${pid}" 2>/dev/null; then
+            log "${name} did not shut down within 30 s; killing process ${pid}"
+            kill -KILL "${pid}"
         fi
-        rm -f "${dir}/nspawn.pid"
     fi
+    rm -f "${dir}/nspawn.pid"
     ip netns del "${netns}" 2>/dev/null || true
     rm -rf "${dir}"
 }
 
-case "${1:-}" in
-    rootfs) build_rootfs "$2" ;;
-    up) network_up "$2" ;;
-    start) start_machine "$2" "$3" "$4" "$5" "$6" "$7" "$8" ;;
-    stop) stop_machine "$2" "$3" ;;
-    down) network_down ;;
-    *)
-        echo "usage: machine.sh rootfs CACHE_DIR | up HOST_CIDR | start NAME INDEX CIDR TAR WORK_DIR PUBLIC_KEY POOL" \
-            "| stop NAME WORK_DIR | down" >&2
-        exit 2
-        ;;
+usage() {
+    echo "usage: nspawn-machine.sh rootfs CACHE_DIR" \
+        "| LAB up HOST_CIDR | LAB start NAME INDEX CIDR TAR WORK_DIR PUBLIC_KEY [POOL]" \
+        "| LAB running NAME WORK_DIR | LAB stop NAME WORK_DIR | LAB down" >&2
+    exit 2
+}
+
+if [[ "${1:-}" == rootfs ]]; then
+    [[ $# -eq 2 ]] || usage
+    build_rootfs "$2"
+    exit 0
+fi
+[[ $# -ge 2 && "$1" =~ ^[a-z]{2,8}$ ]] || usage
+lab="$1"
+lab_netns="${lab}-lab"
+host_link="${lab}-host"
+command="$2"
+shift 2
+case "${command}" in
+    up) [[ $# -eq 1 ]] || usage; network_up "$1" ;;
+    start) [[ $# -eq 6 || $# -eq 7 ]] || usage; start_machine "$@" ;;
+    running) [[ $# -eq 2 ]] || usage; machine_pid "$2/$1" >/dev/null ;;
+    stop) [[ $# -eq 2 ]] || usage; stop_machine "$1" "$2" ;;
+    down) [[ $# -eq 0 ]] || usage; network_down ;;
+    *) usage ;;
 esac
