@@ -103,7 +103,7 @@ def table_rows(stdout):
     tables = task_messages(stdout, "Show the images each host has, and in check mode what each would import")
     assert tables, "no table of images in the output:\n" + stdout[-4000:]
     header, *rows = tables[0]
-    assert header.split() == ["HOST", "UUID", "NAME", "VERSION", "CLONES"]
+    assert header.split() == ["HOST", "UUID", "NAME", "VERSION", "ORIGIN", "CLONES"]
     return [row.split() for row in rows]
 
 
@@ -141,8 +141,8 @@ def test_imports_then_changes_nothing(target, images, static_repo, tmp_path):
     with open(target.config_file) as handle:
         assert [source["url"] for source in json.load(handle)["sources"]] == [static_repo.url]
     rows = table_rows(first.stdout)
-    assert ["node", child.uuid, "child", "2.0.0", "0"] in rows
-    assert ["node", base.uuid, "base-gzip", "1.0.0", "1"] in rows
+    assert ["node", child.uuid, "child", "2.0.0", "base-gzip@1.0.0", "0"] in rows
+    assert ["node", base.uuid, "base-gzip", "1.0.0", "-", "1"] in rows
     assert len(rows) == 3
 
     second = run_playbook(inventory)
@@ -152,6 +152,14 @@ def test_imports_then_changes_nothing(target, images, static_repo, tmp_path):
     assert task_messages(second.stdout, "Report what the host imported, or in check mode would import") == [
         ["all declared images are present"]]
     assert table_rows(second.stdout) == rows
+
+    check = run_playbook(inventory, "--check")
+
+    assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
+    tables = task_messages(check.stdout, "Show the images each host has, and in check mode what each would import")
+    assert len(tables) == 2
+    assert tables[1] == ["no host would import an image"]
+    assert table_rows(check.stdout) == rows
 
 
 def test_check_mode_shows_plan_only(target, images, static_repo, tmp_path):
@@ -178,7 +186,7 @@ def test_check_mode_shows_plan_only(target, images, static_repo, tmp_path):
         ["node", base.uuid, "base-gzip", "1.0.0"],
         ["node", child.uuid, "child", "2.0.0"],
     ]
-    assert table_rows(proc.stdout) == [["node", "-", "-", "-", "-"]]
+    assert table_rows(proc.stdout) == [["node", "-", "-", "-", "-", "-"]]
     assert image_datasets(target.pool.name) == []
     assert not os.path.exists(target.config_file)
     assert target.download_files() == []
@@ -205,8 +213,8 @@ def test_name_resolved_once_for_all_hosts(target, second_target, images, static_
     assert sibling.uuid in image_datasets(target.pool.name)
     assert sibling.uuid in image_datasets(second_target.pool.name)
     rows = table_rows(proc.stdout)
-    assert ["first", sibling.uuid, "sibling", "1.0.0", "0"] in rows
-    assert ["second", sibling.uuid, "sibling", "1.0.0", "0"] in rows
+    assert ["first", sibling.uuid, "sibling", "1.0.0", "base-gzip@1.0.0", "0"] in rows
+    assert ["second", sibling.uuid, "sibling", "1.0.0", "base-gzip@1.0.0", "0"] in rows
 
 
 def test_failed_host_named_in_report(target, images, static_repo, tmp_path):
