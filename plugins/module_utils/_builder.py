@@ -57,6 +57,12 @@ _PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
 _PLACEHOLDER_PUBLISHED_AT = "2000-01-01T00:00:00.000Z"
 
 
+# How long a build waits for files changed within the last second to age,
+# so that its record can prove a later run unchanged (see _fingerprint).
+SETTLE_LIMIT_S = 3.0
+SETTLE_STEP_S = 0.25
+
+
 class BuildZfs(Zfs):
     """The ``zfs`` commands a build needs besides those of ``Zfs``."""
 
@@ -366,6 +372,8 @@ class ImageBuilder:
         """Build the image the plan describes and return what was done; set ``plan.manifest["files"]``."""
         if not plan.changed:
             return []
+        if plan.content and plan.content.get("racy"):
+            self._settle_content(plan)
         label = describe(plan.manifest)
         staged = plan.outputs.staging_path(plan.file_path)
         plan.outputs.prepare(staged)
@@ -388,6 +396,21 @@ class ImageBuilder:
         built = "Built image %s from %s, sent %s with compression %s: %d bytes" % (
             label, plan.source.dataset, stream_kind, plan.request.compression, written.size)
         return [built] + actions
+
+    def _settle_content(self, plan: BuildPlan) -> None:
+        """Walk the dataset again until its newest time stamp is out of the racy window, for up to a few seconds.
+
+        A record with a racy fingerprint makes the next run build again, and a
+        rebuild sends a new stream with another sha1 under the same UUID,
+        which an image server that already has the image rejects. The walk
+        comes before the snapshot, so the snapshot contains at least what the
+        recorded fingerprint describes.
+        """
+        deadline = time.monotonic() + SETTLE_LIMIT_S
+        while plan.content and plan.content.get("racy") and time.monotonic() < deadline:
+            time.sleep(SETTLE_STEP_S)
+            plan.content = self._content_fingerprint(plan.source)
+        plan.fingerprint = combined_fingerprint(plan.inputs, plan.content) if plan.content else None
 
     def _send(self, plan: BuildPlan, snapshot: str, staged: str, label: str):
         """Snapshot the dataset, write the stream to ``staged``, and destroy the snapshot after success or failure."""

@@ -134,7 +134,8 @@ notes:
     A filesystem that is not mounted is built on every run too, with a warning.
   - Time stamps have a granularity (whole seconds on zfs-fuse), so a same-size write in the same second would not
     show. A build that finds an entry changed within the second before its walk, or with a time stamp in the
-    future, warns, and the next run builds again instead of trusting that record.
+    future, walks the dataset again for up to 3 seconds until no entry is that recent. When one still is, the
+    build warns, and the next run builds again instead of trusting that record.
   - A rebuild keeps the recorded UUID when the fingerprint is the same (outputs missing or altered, or
     O(force=true)). When the fingerprint changed, the rebuild gets a new random UUID, unless the manifest sets one.
   - Two tasks must not build the same name and version into the same O(output_dir) or O(repository) at once.

@@ -5,17 +5,16 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import subprocess
 import sys
 
 import pytest
 
-from tests.support.module_runner import COLLECTIONS, ROOT
+from tests.support import playbooks
+from tests.support.playbooks import recap, task_messages
 from tests.support.pools import Pool, letters
 
-PLAYBOOK = os.path.join(ROOT, "playbooks", "ensure_images.yml")
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+PLAYBOOK = playbooks.playbook_path("ensure_images.yml")
 
 _extra_pool_numbers = itertools.count()
 
@@ -65,37 +64,11 @@ def host_entry(target_args):
 
 
 def write_inventory(tmp_path, hosts, group_vars):
-    # JSON is valid YAML, and the YAML inventory plugin reads it.
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(json.dumps({"smartos_hosts": {"hosts": hosts, "vars": group_vars}}))
-    return str(inventory)
+    return playbooks.write_inventory(tmp_path, {"smartos_hosts": {"hosts": hosts, "vars": group_vars}})
 
 
 def run_playbook(inventory, *options):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCALHOST_WARNING="false",
-               ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_NOCOLOR="true", ANSIBLE_FORCE_COLOR="false")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", inventory, PLAYBOOK, *options],
-                          env=env, capture_output=True, text=True, check=False, timeout=600)
-
-
-def recap(stdout):
-    """Return the PLAY RECAP counters of each host, such as {"node": {"ok": 5, "changed": 1, ...}}."""
-    counters = {}
-    for line in stdout.split("PLAY RECAP", 1)[1].splitlines()[1:]:
-        match = re.match(r"^(\S+)\s+:\s+(.*)$", line)
-        if match:
-            counters[match.group(1)] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(2))}
-    return counters
-
-
-def task_messages(stdout, task_name):
-    """Return the msg lists that the debug task ``task_name`` printed, in order."""
-    messages = []
-    for block in stdout.split("TASK [%s]" % task_name)[1:]:
-        body = block.split("\nTASK [", 1)[0].split("\nPLAY ", 1)[0]
-        for match in re.finditer(r'"msg": (\[.*?\n    \])', body, re.DOTALL):
-            messages.append(json.loads(match.group(1)))
-    return messages
+    return playbooks.run_playbook(PLAYBOOK, inventory, *options)
 
 
 def table_rows(stdout):

@@ -627,6 +627,22 @@ def test_racy_build_warns_and_next_run_rebuilds(target, build_pool, tmp_path):
     assert second["manifest"]["uuid"] != first["manifest"]["uuid"]
 
 
+def test_recent_write_settles_before_build(target, build_pool, tmp_path):
+    dataset = make_source(build_pool.name)
+    out = str(tmp_path / "out")
+    # Racy for about 2.5 s from now: past the first walk, within the wait.
+    soon = time.time_ns() + 1_500_000_000
+    os.utime(os.path.join(mountpoint(dataset), "etc/motd"), ns=(soon, soon))
+    first = build(target, dataset=dataset, manifest=manifest_args(), output_dir=out)
+
+    second = build(target, dataset=dataset, manifest=manifest_args(), output_dir=out)
+
+    assert first["changed"] is True
+    assert not any("within the second before this build" in warning for warning in first["warnings"])
+    assert second["changed"] is False
+    assert second["manifest"]["uuid"] == first["manifest"]["uuid"]
+
+
 def test_unmounted_dataset_always_rebuilds(target, build_pool, tmp_path):
     dataset = make_source(build_pool.name)
     out = str(tmp_path / "out")
