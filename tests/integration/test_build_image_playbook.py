@@ -15,9 +15,8 @@ import uuid as uuidlib
 import pytest
 import requests
 
-from ansible_collections.smartos.images.plugins.module_utils._imgapi_auth import hash_password
 from tests.support import imagebuilder, playbooks
-from tests.support.image_server_stack import ImageServerStack
+from tests.support.image_server_stack import ImageServerStack, write_credentials
 from tests.support.playbooks import recap
 
 PLAYBOOK = playbooks.playbook_path("build_image.yml")
@@ -30,9 +29,7 @@ def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("build-server")
     repository = str(work / "repo")
     os.makedirs(repository)
-    credentials = str(work / "credentials")
-    with open(credentials, "w") as handle:
-        handle.write("%s:%s\n" % (USER, hash_password(PASSWORD, iterations=1000)))
+    credentials = write_credentials(str(work / "credentials"), USER, PASSWORD)
     with ImageServerStack(repository, work_dir=str(work / "stack"), credentials=credentials) as stack:
         yield stack
 

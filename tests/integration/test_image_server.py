@@ -17,9 +17,7 @@ import subprocess
 import pytest
 import requests
 
-from ansible_collections.smartos.images.plugins.module_utils._imgapi_auth import hash_password
-
-from tests.support.image_server_stack import ImageServerStack, synthetic_manifest
+from tests.support.image_server_stack import ImageServerStack, synthetic_manifest, write_credentials
 from tests.support.module_runner import run_module
 
 USER = "publisher"
@@ -62,9 +60,7 @@ def server(images, tmp_path_factory):
     work = tmp_path_factory.mktemp("image-server")
     repository = str(work / "repo")
     os.makedirs(repository)
-    credentials = str(work / "credentials")
-    with open(credentials, "w") as handle:
-        handle.write("%s:%s\n" % (USER, hash_password(PASSWORD, iterations=1000)))
+    credentials = write_credentials(str(work / "credentials"), USER, PASSWORD)
     with ImageServerStack(repository, work_dir=str(work / "stack"), credentials=credentials,
                           max_upload=MAX_UPLOAD) as stack:
         stack.published = {name: publish(stack.url, images[name].manifest, images[name].file_path)

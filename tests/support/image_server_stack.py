@@ -197,6 +197,15 @@ class ImageServerStack:
         self.stop()
 
 
+def write_credentials(path, user, password):
+    """Write a credentials file with one write API user, hashed with few iterations so tests start fast."""
+    from ansible_collections.smartos.images.plugins.module_utils._imgapi_auth import hash_password
+
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("%s:%s\n" % (user, hash_password(password, iterations=1000)))
+    return path
+
+
 def write_image(repository, manifest, data):
     """Write one published image straight into the repository layout, with its checksum record."""
     directory = os.path.join(repository, "images", manifest["uuid"])
