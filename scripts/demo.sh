@@ -83,7 +83,19 @@ remove_demo() {
         if ! zpool status "${pool}" | grep -qF "${state}/${pool}.img"; then
             fail "pool ${pool} is not the demo's (its device is not ${state}/${pool}.img); remove it yourself"
         fi
-        zpool destroy -f "${pool}"
+        # zfs-fuse can report the pool busy for a while after the machine
+        # and the last zfs command that used it have stopped.
+        local attempt
+        for attempt in $(seq 1 15); do
+            if zpool destroy -f "${pool}" 2>/dev/null; then
+                break
+            fi
+            if ((attempt == 15)); then
+                zpool destroy -f "${pool}" ||
+                    fail "cannot destroy pool ${pool} after 30 s; run 'bash scripts/demo.sh remove' again in a minute"
+            fi
+            sleep 2
+        done
         echo "demo: destroyed pool ${pool}" >&2
     fi
     rm -f /var/imgadm/images/"${pool}"-*.json
@@ -216,6 +228,6 @@ cat >&2 <<EOF
 
 === Done
 The image server:  ${server_address} (curl http://${server_address}/images)
-Images in pool ${pool}: zfs list -r -o name,origin ${pool}
+Images in pool ${pool}: zfs list -r -t all -o name,origin ${pool}
 Remove the demo:   bash scripts/demo.sh remove
 EOF

@@ -147,6 +147,10 @@ start_machine() {
     mkdir -p "${dir}/rootfs"
     tar --numeric-owner -C "${dir}/rootfs" -xf "${tar}"
     echo "${name}" >"${dir}/rootfs/etc/hostname"
+    # The cached root file system has the host keys that debootstrap made,
+    # and every machine booted from it would share them.
+    rm -f "${dir}/rootfs/etc/ssh/ssh_host_"*
+    ssh-keygen -q -A -f "${dir}/rootfs" >/dev/null
     install -d -m 0700 "${dir}/rootfs/root/.ssh"
     install -m 0600 "${public_key}" "${dir}/rootfs/root/.ssh/authorized_keys"
     # The machines have no route to a mirror, so the timers would only fail.
