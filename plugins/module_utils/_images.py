@@ -37,7 +37,7 @@ from ansible_collections.smartos.images.plugins.module_utils._manifest import (
     upgrade_manifest,
 )
 from ansible_collections.smartos.images.plugins.module_utils._platform import Platform, platform_problem
-from ansible_collections.smartos.images.plugins.module_utils._receive import ReceivePipeline
+from ansible_collections.smartos.images.plugins.module_utils._receive import DEFAULT_STALL_TIMEOUT, ReceivePipeline
 from ansible_collections.smartos.images.plugins.module_utils._sources import (
     RemoteImage,
     Source,
@@ -130,13 +130,14 @@ class ImageManager:
 
     def __init__(self, *, zfs: Zfs, pool: str, paths: Paths, http: HttpClient, sources: List[Source],
                  lock_timeout: float = 1800.0, warn: Callable[[str], None] = lambda message: None,
-                 platform: Optional[Platform] = None):
+                 platform: Optional[Platform] = None, receive_timeout: float = DEFAULT_STALL_TIMEOUT):
         self.zfs = zfs
         self.pool = pool
         self.paths = paths
         self.http = http
         self.sources = sources
         self.lock_timeout = lock_timeout
+        self.receive_timeout = receive_timeout
         self.warn = warn
         self.cache = ManifestCache(paths.cache_dir)
         self.platform = platform
@@ -399,7 +400,8 @@ class ImageManager:
             if starts and self.zfs.exists(partial):
                 self.zfs.destroy(partial)
             starts.append(partial)
-            return ReceivePipeline(expected.compression, self.zfs.receive_argv(partial), label)
+            return ReceivePipeline(expected.compression, self.zfs.receive_argv(partial), label,
+                                   stall_timeout=self.receive_timeout)
 
         try:
             if step.file_path:

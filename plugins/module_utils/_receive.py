@@ -33,6 +33,11 @@ OUTPUT_LIMIT = 4 * 1024 * 1024
 # Chunks waiting for the worker; with 1 MiB downloads, about 8 MiB of memory.
 QUEUE_CHUNKS = 8
 PIPE_SIZE = 1024 * 1024
+# Seconds zfs receive may go without reading, or take to exit after the
+# last byte, before the import is stopped as hung.
+DEFAULT_STALL_TIMEOUT = 300.0
+# Seconds to wait for a killed zfs receive and the worker thread.
+ABORT_WAIT = 10.0
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
@@ -98,9 +103,11 @@ def _enlarge_pipe(handle) -> None:
 class ReceivePipeline:
     """``zfs receive`` fed through ``write`` with compressed bytes of ``compression``."""
 
-    def __init__(self, compression: str, receive_argv: Sequence[str], label: str):
+    def __init__(self, compression: str, receive_argv: Sequence[str], label: str,
+                 stall_timeout: float = DEFAULT_STALL_TIMEOUT):
         self.label = label
         self.receive_argv = list(receive_argv)
+        self.stall_timeout = stall_timeout
         self._decompressor = None if compression == "none" else Decompressor(compression)
         self._receive_err = tempfile.TemporaryFile()
         self.receive = subprocess.Popen(self.receive_argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -116,7 +123,13 @@ class ReceivePipeline:
         if self._failure is not None:
             self.abort()
             raise self._failure
-        self._queue.put(chunk)
+        try:
+            self._queue.put(chunk, timeout=self.stall_timeout)
+        except queue.Full:
+            # The worker has been blocked on the pipe for the whole time,
+            # so zfs receive has read nothing.
+            self.abort()
+            raise self._hung_failure("read no data for %g s" % self.stall_timeout) from None
 
     def finish(self) -> None:
         """Wait for the worker and ``zfs receive``; raise ``StreamError`` unless all went well."""
@@ -133,7 +146,11 @@ class ReceivePipeline:
             self.receive.stdin.close()
         except BrokenPipeError:
             pass
-        self.receive.wait()
+        try:
+            self.receive.wait(timeout=self.stall_timeout)
+        except subprocess.TimeoutExpired:
+            self.abort()
+            raise self._hung_failure("did not exit within %g s of the last data" % self.stall_timeout) from None
         if self.receive.returncode != 0:
             raise self._receive_failure("failed")
 
@@ -141,17 +158,35 @@ class ReceivePipeline:
         if self.receive.poll() is None:
             self.receive.kill()
         self._close_queue()
-        self.receive.wait()
+        try:
+            self.receive.wait(timeout=ABORT_WAIT)
+        except subprocess.TimeoutExpired:
+            # A process in uninterruptible sleep, such as a zfs command
+            # waiting on a hung ZFS, ends only when that wait does.
+            pass
         try:
             self.receive.stdin.close()
         except (BrokenPipeError, OSError):
             pass
 
     def _close_queue(self) -> None:
+        """Send the end marker and wait for the worker, for at most the stall timeout.
+
+        A worker that stays blocked on the pipe is left behind: it is a daemon
+        thread, so it does not keep the module from exiting.
+        """
         if not self._closed:
             self._closed = True
-            self._queue.put(None)
-        self._worker.join()
+            try:
+                self._queue.put(None, timeout=self.stall_timeout)
+            except queue.Full:
+                if self.receive.poll() is None:
+                    self.receive.kill()
+                try:
+                    self._queue.put(None, timeout=ABORT_WAIT)
+                except queue.Full:
+                    return
+        self._worker.join(timeout=self.stall_timeout)
 
     def _pump(self) -> None:
         """Decompress queued chunks into ``zfs receive`` until the end marker (None)."""
@@ -182,6 +217,13 @@ class ReceivePipeline:
         return StreamError(
             "image %s: the file is not valid %s data (%s); it does not match the manifest's compression, "
             "check the image on the server" % (self.label, self._decompressor.compression, exc)
+        )
+
+    def _hung_failure(self, problem: str) -> StreamError:
+        return StreamError(
+            "image %s: %s %s (receive_timeout), so it was stopped; check that ZFS answers, for example with "
+            "zpool status, then run the task again, or raise receive_timeout for a pool that is this slow"
+            % (self.label, " ".join(self.receive_argv), problem)
         )
 
     def _receive_failure(self, what: str) -> StreamError:

@@ -113,6 +113,14 @@ options:
         importing.
     type: float
     default: 1800
+  receive_timeout:
+    description:
+      - Seconds that C(zfs receive) may go without reading any of the image's data, or take to exit after the
+        last byte, before the import is stopped as hung and fails. The C(-partial) dataset is then destroyed, and
+        the bytes downloaded so far are kept, so the next run resumes the download.
+      - A stalled server is covered by O(read_timeout) instead.
+    type: float
+    default: 300
 notes:
   - Image files are downloaded to O(download_dir) and removed once the image is installed. A download that was
     interrupted is resumed by the next run; a complete file that fails to install is kept and reused after its
@@ -257,6 +265,8 @@ class ImageModule:
         self.module = module
         self.params = module.params
         self.result = dict(changed=False, actions=[], imported=[], import_plan=[], removed=[])
+        if self.params["receive_timeout"] <= 0:
+            raise ImageError("receive_timeout is %s; give a number of seconds above 0" % self.params["receive_timeout"])
         self.manager = ImageManager(
             zfs=zfs_for_module(module),
             pool=self.params["pool"],
@@ -264,6 +274,7 @@ class ImageModule:
             http=http_from_params(self.params),
             sources=sources_from_params(self.params) if self.params["state"] == "present" else [],
             lock_timeout=self.params["lock_timeout"],
+            receive_timeout=self.params["receive_timeout"],
             warn=module.warn,
             platform=host_platform(module) if self.params["state"] == "present" else None,
         )
@@ -341,6 +352,7 @@ def main():
             file=dict(type="path"),
             sources=dict(type="list", elements="dict", options=SOURCE_SPEC),
             lock_timeout=dict(type="float", default=1800.0),
+            receive_timeout=dict(type="float", default=300.0),
             **HOST_STATE_SPEC,
             **NETWORK_SPEC,
         ),

@@ -14,7 +14,7 @@ import uuid as uuidlib
 import pytest
 
 from tests.support import imagebuilder
-from tests.support.module_runner import run_module
+from tests.support.module_runner import run_module, stand_in
 
 # Time stamps on zfs-fuse are whole seconds. The next run does not trust a
 # build whose dataset changed less than a second before it, so tests wait
@@ -170,16 +170,6 @@ def manifest_args(**extra):
     manifest = {"name": "web server", "version": "1.0.0", "type": "zone-dataset", "os": "smartos"}
     manifest.update(extra)
     return manifest
-
-
-def stand_in(directory, name, script):
-    """Write an executable ``name`` into ``directory`` and return the directory, for path_prefix."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, name)
-    with open(path, "w") as handle:
-        handle.write("#!/bin/sh\n" + script)
-    os.chmod(path, 0o755)
-    return directory
 
 
 def file_digest(path):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import signal
 import subprocess
 import time
 import uuid as uuidlib
 
-from tests.support.module_runner import finish_module, run_module, start_module
+from tests.support.module_runner import finish_module, run_module, stand_in, start_module
 
 
 def ensure(target, server, check=False, **args):
@@ -195,6 +196,31 @@ def test_full_pool(target, images, fault_server):
     result = ensure(target, fault_server, uuid=image.uuid)
 
     assert_clean_failure(target, result, image.uuid, "space")
+
+
+def test_hung_receive_is_stopped(target, images, fault_server, tmp_path):
+    image = images["gzip"]
+    # A zfs receive that never reads, as on a hung ZFS; the other zfs
+    # commands are the real ones.
+    hung_zfs = stand_in(str(tmp_path / "bin"), "zfs",
+                        'if [ "$1" = receive ]; then exec sleep 600; fi\nexec %s "$@"\n' % shutil.which("zfs"))
+    started = time.monotonic()
+
+    result = run_module("image", target.args(uuid=image.uuid, sources=[{"url": fault_server.url}],
+                                             receive_timeout=1), path_prefix=hung_zfs)
+
+    assert_clean_failure(target, result, image.uuid, "(receive_timeout), so it was stopped")
+    assert time.monotonic() - started < 60
+    assert "sleep 600" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert ensure(target, fault_server, uuid=image.uuid)["changed"] is True
+    assert target.snapshots(image.uuid) == ["final"]
+
+
+def test_receive_timeout_must_be_positive(target, images, fault_server):
+    result = ensure(target, fault_server, uuid=images["gzip"].uuid, receive_timeout=0)
+
+    assert result["_rc"] != 0
+    assert "receive_timeout is 0.0; give a number of seconds above 0" in result["msg"]
 
 
 def test_corrupt_cache_file_is_a_warning(target, images, fault_server):

@@ -79,3 +79,13 @@ def finish_module(proc, timeout=600):
     result = parse_result(stdout, stderr, proc.returncode)
     result["_rc"] = proc.returncode
     return result
+
+
+def stand_in(directory, name, script):
+    """Write an executable shell script ``name`` into ``directory`` and return the directory, for path_prefix."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    with open(path, "w") as handle:
+        handle.write("#!/bin/sh\n" + script)
+    os.chmod(path, 0o755)
+    return directory

@@ -6,6 +6,8 @@ import bz2
 import gzip
 import lzma
 import os
+import sys
+import time
 
 import pytest
 
@@ -124,4 +126,30 @@ def test_pipeline_abort_kills_receiver(tmp_path):
 
     pipeline.abort()
 
+    assert pipeline.receive.returncode is not None
+
+
+def test_pipeline_receiver_reads_nothing():
+    # sleep never reads its input, as a zfs receive waiting on a hung ZFS.
+    pipeline = ReceivePipeline("none", ["sleep", "60"], "test-image", stall_timeout=0.5)
+    started = time.monotonic()
+
+    with pytest.raises(StreamError) as caught:
+        for chunk in chunks(PAYLOAD * 16, 1024 * 1024):
+            pipeline.write(chunk)
+
+    assert "sleep 60 read no data for 0.5 s (receive_timeout)" in str(caught.value)
+    assert time.monotonic() - started < 15
+    assert pipeline.receive.returncode is not None
+
+
+def test_pipeline_receiver_never_exits(tmp_path):
+    reads_then_waits = [sys.executable, "-c", "import sys, time; sys.stdin.buffer.read(); time.sleep(60)"]
+    pipeline = ReceivePipeline("none", reads_then_waits, "test-image", stall_timeout=0.5)
+    pipeline.write(PAYLOAD)
+
+    with pytest.raises(StreamError) as caught:
+        pipeline.finish()
+
+    assert "did not exit within 0.5 s of the last data" in str(caught.value)
     assert pipeline.receive.returncode is not None
