@@ -57,3 +57,30 @@ options:
     type: int
     default: 3
 """
+
+    # The task's own sources, for modules that read images from sources.
+    SOURCES = r"""
+options:
+  sources:
+    description:
+      - Sources to read images from for this task, in order, instead of the ones configured on the host.
+    type: list
+    elements: dict
+    suboptions:
+      url:
+        description: URL of the image server.
+        type: str
+        required: true
+      type:
+        description: Protocol of the server.
+        type: str
+        choices: [imgapi, dsapi]
+        default: imgapi
+      insecure:
+        description: V(true) turns TLS certificate verification off for this source.
+        type: bool
+        default: false
+      channel:
+        description: IMGAPI channel to read images from.
+        type: str
+"""

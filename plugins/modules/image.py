@@ -24,6 +24,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - smartos.images.host_state
   - smartos.images.host_state.network
+  - smartos.images.host_state.sources
 attributes:
   check_mode:
     support: full
@@ -85,28 +86,6 @@ options:
     description:
       - Path on the managed host of the image file that O(manifest) describes.
     type: path
-  sources:
-    description:
-      - Sources to import from for this task, in order, instead of the ones configured on the host.
-    type: list
-    elements: dict
-    suboptions:
-      url:
-        description: URL of the image server.
-        type: str
-        required: true
-      type:
-        description: Protocol of the server.
-        type: str
-        choices: [imgapi, dsapi]
-        default: imgapi
-      insecure:
-        description: V(true) turns TLS certificate verification off for this source.
-        type: bool
-        default: false
-      channel:
-        description: IMGAPI channel to import from.
-        type: str
   lock_timeout:
     description:
       - Seconds to wait for the import lock of an image that another process (this module or C(imgadm)) is

@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
   - smartos.images.host_state.network
+  - smartos.images.host_state.sources
 attributes:
   check_mode:
     support: full
@@ -63,30 +64,6 @@ options:
       - V(true) also lists the images available from the sources, every page of every source.
     type: bool
     default: false
-  sources:
-    description:
-      - Sources to list available images from, in order, instead of the ones configured on the host.
-      - When two sources list the same image, the first of them in this order (or in the configuration) is named
-        as its source.
-    type: list
-    elements: dict
-    suboptions:
-      url:
-        description: URL of the image server.
-        type: str
-        required: true
-      type:
-        description: Protocol of the server.
-        type: str
-        choices: [imgapi, dsapi]
-        default: imgapi
-      insecure:
-        description: V(true) turns TLS certificate verification off for this source.
-        type: bool
-        default: false
-      channel:
-        description: IMGAPI channel to list images from.
-        type: str
   config_file:
     description:
       - Path of the C(imgadm) configuration file that lists the sources, read with O(available=true) when
@@ -100,6 +77,8 @@ options:
     type: path
     default: /var/imgadm/images
 notes:
+  - With O(available=true), an image that several sources list is named with the first of them, in the order of
+    O(sources) or of the configuration, as its source.
   - An installed image without a manifest cache file is listed with a manifest holding only its C(uuid), as
     C(imgadm list) does. A cache file that cannot be read or parsed is reported as a warning, and the image is
     listed the same way.
