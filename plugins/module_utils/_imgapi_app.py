@@ -103,6 +103,7 @@ FILE_CHUNK_SIZE = 1024 * 1024
 # response. A WSGI server that closes a connection with unread data makes
 # the kernel reset it, and nginx then returns 502 instead of the error.
 DRAIN_LIMIT = 64 * 1024 * 1024
+IMAGE_ACTIONS_TEXT = "import, activate, disable, enable or update"
 
 
 class ServerConfigError(ValueError):
@@ -439,12 +440,16 @@ class ImageServer:
             image = self.store.import_image(uuid, body, channel)
         elif action == "activate":
             image = self.store.activate(uuid)
+        elif action in ("disable", "enable"):
+            image = self.store.set_disabled(uuid, action == "disable")
+        elif action == "update":
+            image = self.store.update(uuid, request.read_json())
         elif action is None:
-            raise invalid_parameter("action", "missing action; use ?action=import or ?action=activate",
+            raise invalid_parameter("action", "missing action; use ?action=%s" % IMAGE_ACTIONS_TEXT,
                                     code="MissingParameter")
         else:
-            raise invalid_parameter("action", "action %r is not supported by this server; use import or activate"
-                                    % action)
+            raise invalid_parameter("action", "action %r is not supported by this server; use %s"
+                                    % (action, IMAGE_ACTIONS_TEXT))
         return bytes_response(manifest_bytes(image, request.version, self.config.mode, pretty=True))
 
     def put_image_file(self, request: Request, snapshot: Snapshot, parts: Tuple[str, ...]) -> Response:

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The write side of the image server: the publishing flow of ``imgadm publish``.
+"""The write side of the image server: the publishing flow of ``imgadm publish``, and changes to images.
 
 1. ``POST /images/:uuid?action=import`` (AdminImportImage) creates an
    unactivated image in ``.imgapi/unactivated/<uuid>/`` from a manifest.
@@ -10,6 +10,9 @@
    ``.imgapi/tmp/`` while hashing it, and renames it into the image.
 3. ``POST /images/:uuid?action=activate`` renames the whole image
    directory to ``images/<uuid>``, which publishes it atomically.
+
+``?action=disable``, ``?action=enable`` and ``?action=update`` change an
+image's manifest in place, and ``DELETE /images/:uuid`` removes it.
 
 Changes take an exclusive ``flock`` on ``.imgapi/write.lock``, so several
 worker processes never interleave them. Manifests are validated with
@@ -90,6 +93,14 @@ IMPORT_FIELDS = (
     "billing_tags", "traits", "error", "channels",
 )
 DROPPED_IMPORT_FIELDS = ("files", "state", "icon")
+# The fields UpdateImage may change: the reference server's mutable fields,
+# less owner (this server sets the nil owner on every image) and channels
+# (set once, on import).
+UPDATE_FIELDS = (
+    "name", "version", "description", "homepage", "eula", "public", "os", "acl", "requirements", "users",
+    "billing_tags", "traits", "tags", "generate_passwords", "inherited_directories", "nic_driver", "disk_driver",
+    "cpu_type", "image_size",
+)
 ZVOL_FIELDS = ("nic_driver", "disk_driver", "cpu_type", "image_size")
 
 
@@ -375,6 +386,61 @@ class Store:
             _sync_directory(self.layout.images_dir)
             self._changed()
         LOG.info("image %s activated and published", uuid)
+        return self._current(uuid)
+
+    # ---- DisableImage, EnableImage
+
+    def set_disabled(self, uuid: str, disabled: bool) -> CatalogImage:
+        """Disable or enable an image. A disabled image is listed only with state=disabled or state=all."""
+        with self.locked():
+            image = self._current(uuid)
+            if image is None:
+                raise not_found("image %s not found" % uuid, uuid=uuid)
+            manifest = dict(image.manifest)
+            manifest["disabled"] = disabled
+            if image.area == AREA_PUBLISHED:
+                manifest["state"] = "disabled" if disabled else "active"
+            write_atomic(os.path.join(image.directory, MANIFEST_NAME), manifest_text(manifest).encode("utf-8"))
+            self._changed()
+        LOG.info("image %s %s", uuid, "disabled" if disabled else "enabled")
+        return self._current(uuid)
+
+    # ---- UpdateImage
+
+    def update(self, uuid: str, body: Any) -> CatalogImage:
+        """Change the fields of ``UPDATE_FIELDS`` that ``body`` gives; a null value removes the field."""
+        if not isinstance(body, dict) or not body:
+            raise bad_request("InvalidParameter", "the body must be a JSON object of the fields to change, such as "
+                                                  '{"description": "..."}', uuid=uuid)
+        rejected = sorted(field for field in body if field not in UPDATE_FIELDS)
+        if rejected:
+            raise validation_failed(
+                "fields %s of image %s cannot be updated; the fields that can are %s"
+                % (", ".join(rejected), uuid, ", ".join(UPDATE_FIELDS)),
+                [{"field": field, "code": "NotAllowed", "message": "cannot be updated"} for field in rejected],
+                uuid=uuid)
+        with self.locked():
+            image = self._current(uuid)
+            if image is None:
+                raise not_found("image %s not found" % uuid, uuid=uuid)
+            manifest = dict(image.manifest)
+            for field, value in body.items():
+                if value is None:
+                    manifest.pop(field, None)
+                else:
+                    manifest[field] = value
+            if manifest.get("type") != "zvol":
+                extra = [field for field in ZVOL_FIELDS if field in manifest]
+                if extra:
+                    raise validation_failed(
+                        "fields %s apply to zvol images only, and image %s is of type %s; remove them"
+                        % (", ".join(extra), uuid, manifest.get("type")),
+                        [{"field": field, "code": "Invalid", "message": "zvol images only"} for field in extra],
+                        uuid=uuid)
+            self._validate(uuid, manifest, activated=image.area == AREA_PUBLISHED)
+            write_atomic(os.path.join(image.directory, MANIFEST_NAME), manifest_text(manifest).encode("utf-8"))
+            self._changed()
+        LOG.info("image %s updated: %s", uuid, ", ".join(sorted(body)))
         return self._current(uuid)
 
     # ---- DeleteImage

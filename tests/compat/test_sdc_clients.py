@@ -7,7 +7,8 @@
 sdc-clients (tests/oracles/package.json pins the version) is the library
 the Triton tools use. tests/oracles/sdc_clients_check.js lists every image
 across pages, gets one, downloads its file (the client checks Content-MD5)
-and publishes a new image with HTTP Basic credentials.
+publishes a new image with HTTP Basic credentials, then disables, enables
+and updates it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ORACLES = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "oracle
 SCRIPT = os.path.join(ORACLES, "sdc_clients_check.js")
 IMAGE_COUNT = 1150
 PASSWORD = "sdc-clients test password"
+NEW_DESCRIPTION = "updated through sdc-clients"
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def oracle_result(tmp_path_factory):
             "image_uuid": manifests[17]["uuid"],
             "download_path": str(work / "download.file"),
             "publish": {"user": "publisher", "password": PASSWORD, "manifest": published,
-                        "file_path": upload_path, "compression": "none"},
+                        "file_path": upload_path, "compression": "none", "new_description": NEW_DESCRIPTION},
         }
         completed = subprocess.run([node, SCRIPT], input=json.dumps(request), capture_output=True, text=True,
                                    cwd=ORACLES, timeout=300, check=False)
@@ -102,3 +104,13 @@ def test_publish_with_basic_credentials(oracle_result):
     assert publish["file_size"] == len(oracle_result["data"])
     assert publish["activated_state"] == "active"
     assert publish["listed"] == "active"
+
+
+def test_disable_enable_update(oracle_result):
+    change = oracle_result["result"]["change"]
+
+    assert "error" not in change, change
+    assert change["disabled_state"] == "disabled"
+    assert change["listed_when_disabled"] is False
+    assert change["enabled_state"] == "active"
+    assert change["description"] == NEW_DESCRIPTION

@@ -13,7 +13,9 @@
  *   {list: {count, unique, uuids} | {error},
  *    get: {uuid, name, state} | {error},
  *    file: {size, md5} | {error},
- *    publish: {imported, file_sha1, file_size, activated_state, listed} | {error}}
+ *    publish: {imported, file_sha1, file_size, activated_state, listed} | {error},
+ *    change: {disabled_state, listed_when_disabled, enabled_state, description} | {error}}
+ * The change step disables, enables and updates the published image.
  * Errors are reported as {error: {name, message, code, statusCode}}, so that
  * the calling test can assert on each step.
  */
@@ -125,7 +127,50 @@ function publish(request, result, next) {
                 result.publish.activated_state = activated.state;
                 writer.getImage(uuid, function (getErr, image) {
                     result.publish.listed = getErr ? describeError(getErr) : image.state;
-                    writer.close();
+                    change(request, writer, uuid, result, function () {
+                        writer.close();
+                        next();
+                    });
+                });
+            });
+        });
+    });
+}
+
+function change(request, writer, uuid, result, next) {
+    var reader = new IMGAPI({url: request.url, agent: false});
+    function fail(err) {
+        result.change = describeError(err);
+        reader.close();
+        next();
+    }
+    result.change = {};
+    writer.disableImage(uuid, function (disableErr, disabled) {
+        if (disableErr) {
+            fail(disableErr);
+            return;
+        }
+        result.change.disabled_state = disabled.state;
+        reader.listImages(function (listErr, images) {
+            if (listErr) {
+                fail(listErr);
+                return;
+            }
+            result.change.listed_when_disabled = images.some(function (image) { return image.uuid === uuid; });
+            writer.enableImage(uuid, function (enableErr, enabled) {
+                if (enableErr) {
+                    fail(enableErr);
+                    return;
+                }
+                result.change.enabled_state = enabled.state;
+                writer.updateImage(uuid, {description: request.publish.new_description},
+                        function (updateErr, updated) {
+                    if (updateErr) {
+                        fail(updateErr);
+                        return;
+                    }
+                    result.change.description = updated.description;
+                    reader.close();
                     next();
                 });
             });

@@ -433,7 +433,7 @@ def test_import_needs_existing_origin(app, repository):
 
 @pytest.mark.parametrize("query, code", [
     ("", "InvalidParameter"),
-    ("action=update", "InvalidParameter"),
+    ("action=rename", "InvalidParameter"),
     ("action=import&source=https://images.example", "InvalidParameter"),
 ])
 def test_unsupported_actions(app, query, code):
@@ -745,3 +745,131 @@ def test_stale_uploads_removed_at_start(repository, credentials):
     make_app({"repository": repository, "credentials": credentials})
 
     assert leftovers(repository) == ["upload-y"]
+
+
+# ---- disable, enable, update
+
+def listed_uuids(app, query="", headers=None):
+    response = call(app, "GET", "/images", query=query, headers=headers)
+    assert response.status == 200
+    return [image["uuid"] for image in response.json()]
+
+
+def image_action(app, action, body=None, uuid=IMAGE, headers=None):
+    return call(app, "POST", "/images/" + uuid, query="action=" + action,
+                headers=(JSON_AUTH if body is not None else AUTH) if headers is None else headers,
+                body=b"" if body is None else json.dumps(body).encode())
+
+
+def stored_manifest(repository, uuid=IMAGE):
+    with open(os.path.join(repository, "images", uuid, "manifest.json")) as handle:
+        return json.load(handle)
+
+
+def test_disable_hides_image_from_default_listing(app, repository):
+    publish(app)
+
+    response = image_action(app, "disable")
+
+    assert response.status == 200
+    assert response.json()["state"] == "disabled"
+    assert response.json()["disabled"] is True
+    assert listed_uuids(app) == []
+    # Anonymous callers see active images only, as on the reference server.
+    assert listed_uuids(app, "state=disabled") == []
+    assert listed_uuids(app, "state=disabled", headers=AUTH) == [IMAGE]
+    assert call(app, "GET", "/images/" + IMAGE).json()["state"] == "disabled"
+    assert stored_manifest(repository)["disabled"] is True
+
+
+def test_enable_lists_image_again(app, repository):
+    publish(app)
+    assert image_action(app, "disable").status == 200
+
+    response = image_action(app, "enable")
+
+    assert response.status == 200
+    assert response.json()["state"] == "active"
+    assert response.json()["disabled"] is False
+    assert listed_uuids(app) == [IMAGE]
+    assert listed_uuids(app, "state=disabled", headers=AUTH) == []
+
+
+def test_disable_unactivated_image_keeps_its_state(app, repository):
+    assert import_image(app, manifest()).status == 200
+
+    response = image_action(app, "disable")
+
+    assert response.status == 200
+    assert response.json()["state"] == "unactivated"
+    assert response.json()["disabled"] is True
+
+
+@pytest.mark.parametrize("action, body", [("disable", None), ("enable", None), ("update", {"description": "x"})])
+def test_change_of_unknown_image_is_not_found(app, action, body):
+    response = image_action(app, action, body)
+
+    assert response.status == 404
+    assert response.json()["code"] == "ResourceNotFound"
+
+
+@pytest.mark.parametrize("action, body", [("disable", None), ("update", {"description": "x"})])
+def test_changes_need_credentials(app, repository, action, body):
+    publish(app)
+    before = stored_manifest(repository)
+
+    response = image_action(app, action, body, headers={"Content-Type": "application/json"})
+
+    assert response.status == 401
+    assert stored_manifest(repository) == before
+
+
+def test_update_changes_and_removes_fields(app, repository):
+    publish(app, manifest(homepage="https://example.com/old"))
+    changes = {"description": "updated in place", "homepage": None, "tags": {"role": "web"}}
+
+    response = image_action(app, "update", changes)
+
+    assert response.status == 200
+    stored = stored_manifest(repository)
+    assert stored["description"] == "updated in place"
+    assert "homepage" not in stored
+    assert stored["tags"] == {"role": "web"}
+    assert stored["files"] == manifest()["files"]
+    assert call(app, "GET", "/images/" + IMAGE).json()["description"] == "updated in place"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"uuid": CHILD}, "uuid"),
+    ({"files": []}, "files"),
+    ({"state": "active"}, "state"),
+    ({"owner": "11111111-1111-4111-8111-111111111111"}, "owner"),
+])
+def test_update_rejects_fixed_fields(app, repository, body, field):
+    publish(app)
+    before = stored_manifest(repository)
+
+    response = image_action(app, "update", body)
+
+    assert response.status == 422
+    assert response.json()["code"] == "ValidationFailed"
+    assert response.json()["errors"] == [{"field": field, "code": "NotAllowed", "message": "cannot be updated"}]
+    assert stored_manifest(repository) == before
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"name": "no good!"}, 422, "ValidationFailed"),
+    ({"name": None}, 422, "ValidationFailed"),
+    ({"cpu_type": "host"}, 422, "ValidationFailed"),
+    ({}, 400, "InvalidParameter"),
+    (["description"], 400, "InvalidParameter"),
+])
+def test_update_rejects_invalid_manifest(app, repository, body, status, code):
+    publish(app)
+    before = stored_manifest(repository)
+
+    response = image_action(app, "update", body)
+
+    assert response.status == status
+    assert response.json()["code"] == code
+    assert stored_manifest(repository) == before
