@@ -124,6 +124,20 @@ def test_api_rejects_uuid_with_other_file(target, source_dataset, server, tmp_pa
     assert requests.get("%s/images/%s" % (server.url, uuid), timeout=30).json()["files"][0]["sha1"] == first_sha1
 
 
+def test_api_names_public_mismatch(target, source_dataset, server, tmp_path):
+    variables = build_vars(target, source_dataset, tmp_path, **api_vars(server))
+    del variables["build_manifest"]["public"]
+    uuid = variables["build_manifest"]["uuid"]
+
+    proc = run_build(tmp_path, variables)
+
+    assert proc.returncode != 0
+    assert 'failed at "Import the manifest into the image server"' in proc.stdout
+    assert "private images (public: false) are not allowed on a public IMGAPI" in proc.stdout
+    assert "so set build_manifest.public to match the server" in proc.stdout
+    assert requests.get("%s/images/%s" % (server.url, uuid), timeout=30).status_code == 404
+
+
 def test_repository_quartet(target, source_dataset, tmp_path):
     repository = tmp_path / "repository"
     variables = build_vars(target, source_dataset, tmp_path, build_repository=str(repository))
