@@ -2,8 +2,8 @@
 # The README's walk-through: the whole chain of this collection on one
 # machine, with the inventory demo/inventory.yml.
 #
-#   1. Install zfs-fuse, nginx and the controller's virtual environment, and
-#      create the file-backed pool "zones" (scripts/install-host.sh).
+#   1. Install zfs-fuse, nginx and the controller's virtual environment
+#      (scripts/install-host.sh), and create the file-backed pool "zones".
 #   2. Boot a Debian machine, demo-image-server, with systemd-nspawn at
 #      10.213.49.10, and make it the team's image server with
 #      playbooks/provision_image_server.yml (the image_server role, with
@@ -158,7 +158,8 @@ else
         "${state}/id_ed25519.pub"
     install -d "${machines}/${server}/rootfs/var/cache/smartos-images-demo/wheels"
     cp "${wheel_dir}"/*.whl "${machines}/${server}/rootfs/var/cache/smartos-images-demo/wheels/"
-    for _ in $(seq 1 120); do
+    deadline=$((SECONDS + 120))
+    while ((SECONDS < deadline)); do
         if ssh -q -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=2 \
             -i "${state}/id_ed25519" "root@${server_address}" true 2>/dev/null; then
             break

@@ -91,25 +91,28 @@ build_rootfs() {
         echo "${tar}"
         return
     fi
-    local mirror staging
+    local mirror
     mirror="$(debian_mirror)"
     mkdir -p "${cache_dir}"
-    staging="$(mktemp -d "${cache_dir}/.rootfs-XXXXXX")"
+    # Global, not local: the EXIT trap runs after this function has
+    # returned, when its local variables are gone.
+    rootfs_staging="$(mktemp -d "${cache_dir}/.rootfs-XXXXXX")"
+    rootfs_partial="${tar}.partial"
     # A failed build leaves nothing behind, so the next run starts over.
-    trap 'rm -rf "${staging}" "${tar}.partial"' EXIT
+    trap 'rm -rf "${rootfs_staging}" "${rootfs_partial}"' EXIT
     log "building the ${SUITE} root file system from ${mirror} into ${tar}"
-    debootstrap --variant=minbase --include="${PACKAGES}" "${SUITE}" "${staging}/rootfs" "${mirror}" \
-        >"${staging}/debootstrap.log" 2>&1 || {
-        tail -n 30 "${staging}/debootstrap.log" >&2
+    debootstrap --variant=minbase --include="${PACKAGES}" "${SUITE}" "${rootfs_staging}/rootfs" "${mirror}" \
+        >"${rootfs_staging}/debootstrap.log" 2>&1 || {
+        tail -n 30 "${rootfs_staging}/debootstrap.log" >&2
         log "debootstrap failed; the lines above are the end of its log"
         exit 1
     }
     # The package lists are only needed to install more packages, which the
     # machines cannot do without a route to a mirror.
-    rm -rf "${staging}/rootfs/var/lib/apt/lists/"* "${staging}/rootfs/var/cache/apt/archives/"*.deb
-    tar --numeric-owner -C "${staging}/rootfs" -cf "${tar}.partial" .
-    mv "${tar}.partial" "${tar}"
-    rm -rf "${staging}"
+    rm -rf "${rootfs_staging}/rootfs/var/lib/apt/lists/"* "${rootfs_staging}/rootfs/var/cache/apt/archives/"*.deb
+    tar --numeric-owner -C "${rootfs_staging}/rootfs" -cf "${rootfs_partial}" .
+    mv "${rootfs_partial}" "${tar}"
+    rm -rf "${rootfs_staging}"
     trap - EXIT
     echo "${tar}"
 }

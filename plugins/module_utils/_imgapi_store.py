@@ -372,7 +372,8 @@ class Store:
                 raise ApiError(409, "ImageUuidAlreadyExists", "image %s was published by other means meanwhile; "
                                                               "delete one of the two" % uuid, uuid=uuid)
             manifest = dict(image.manifest)
-            manifest["state"] = "active"
+            # An image disabled before its activation stays disabled.
+            manifest["state"] = "disabled" if manifest.get("disabled") is True else "active"
             manifest.setdefault("published_at", _now_published_at())
             self._validate(uuid, manifest, activated=True)
             manifest_path = os.path.join(image.directory, MANIFEST_NAME)

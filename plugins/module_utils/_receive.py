@@ -33,11 +33,11 @@ OUTPUT_LIMIT = 4 * 1024 * 1024
 # Chunks waiting for the worker; with 1 MiB downloads, about 8 MiB of memory.
 QUEUE_CHUNKS = 8
 PIPE_SIZE = 1024 * 1024
-# Seconds zfs receive may go without reading, or take to exit after the
-# last byte, before the import is stopped as hung.
+# Seconds zfs receive may take to read the data of one queued chunk, or to
+# exit after the last byte, before the import is stopped as hung.
 DEFAULT_STALL_TIMEOUT = 300.0
-# Seconds to wait for a killed zfs receive and the worker thread.
-ABORT_WAIT = 10.0
+# Seconds to wait for a killed zfs receive, and for the worker thread.
+ABORT_WAIT = 5.0
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
@@ -115,9 +115,11 @@ class ReceivePipeline:
         _enlarge_pipe(self.receive.stdin)
         self._queue: "queue.Queue[Optional[bytes]]" = queue.Queue(QUEUE_CHUNKS)
         self._failure: Optional[StreamError] = None
+        # Set when the pipeline stops early: the worker then drops what is
+        # queued and records no error of its own.
+        self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._pump, name="zfs-receive-feeder", daemon=True)
         self._worker.start()
-        self._closed = False
 
     def write(self, chunk: bytes) -> None:
         if self._failure is not None:
@@ -133,7 +135,17 @@ class ReceivePipeline:
 
     def finish(self) -> None:
         """Wait for the worker and ``zfs receive``; raise ``StreamError`` unless all went well."""
-        self._close_queue()
+        try:
+            self._queue.put(None, timeout=self.stall_timeout)
+        except queue.Full:
+            self.abort()
+            raise self._hung_failure("read no data for %g s" % self.stall_timeout) from None
+        self._worker.join(timeout=self.stall_timeout)
+        if self._worker.is_alive():
+            # The rest of the stream fitted in the queue, and the worker is
+            # still blocked writing it into the pipe.
+            self.abort()
+            raise self._hung_failure("read no data for %g s" % self.stall_timeout)
         if self._failure is None and self._decompressor is not None:
             try:
                 self._decompressor.check_complete()
@@ -155,44 +167,40 @@ class ReceivePipeline:
             raise self._receive_failure("failed")
 
     def abort(self) -> None:
+        """Kill ``zfs receive`` and stop the worker, waiting a few seconds for each at most.
+
+        A worker that stays blocked on the pipe, because a process that cannot
+        be killed yet still holds its other end, is left behind. It is a
+        daemon thread, so it does not keep the module from exiting, and the
+        pipe is then not closed here: closing it would wait for the worker's
+        write.
+        """
+        self._stopping.set()
         if self.receive.poll() is None:
             self.receive.kill()
-        self._close_queue()
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            # The worker checks _stopping before each queued chunk.
+            pass
+        self._worker.join(timeout=ABORT_WAIT)
         try:
             self.receive.wait(timeout=ABORT_WAIT)
         except subprocess.TimeoutExpired:
             # A process in uninterruptible sleep, such as a zfs command
             # waiting on a hung ZFS, ends only when that wait does.
             pass
-        try:
-            self.receive.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-
-    def _close_queue(self) -> None:
-        """Send the end marker and wait for the worker, for at most the stall timeout.
-
-        A worker that stays blocked on the pipe is left behind: it is a daemon
-        thread, so it does not keep the module from exiting.
-        """
-        if not self._closed:
-            self._closed = True
+        if not self._worker.is_alive():
             try:
-                self._queue.put(None, timeout=self.stall_timeout)
-            except queue.Full:
-                if self.receive.poll() is None:
-                    self.receive.kill()
-                try:
-                    self._queue.put(None, timeout=ABORT_WAIT)
-                except queue.Full:
-                    return
-        self._worker.join(timeout=self.stall_timeout)
+                self.receive.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
 
     def _pump(self) -> None:
-        """Decompress queued chunks into ``zfs receive`` until the end marker (None)."""
+        """Decompress queued chunks into ``zfs receive`` until the end marker (None) or a stop."""
         while True:
             chunk = self._queue.get()
-            if chunk is None:
+            if chunk is None or self._stopping.is_set():
                 return
             if self._failure is not None:
                 continue
@@ -205,11 +213,16 @@ class ReceivePipeline:
             except Exception as exc:  # pylint: disable=broad-exception-caught
                 # Any error is recorded instead of ending the thread, because
                 # the download loop would block forever on an undrained queue.
-                self._failure = self._classify(exc)
+                # After a stop, the error is the stop's own doing.
+                if not self._stopping.is_set() and self._failure is None:
+                    self._failure = self._classify(exc)
 
     def _classify(self, exc: BaseException) -> StreamError:
         if isinstance(exc, BrokenPipeError):
-            self.receive.wait()
+            try:
+                self.receive.wait(timeout=ABORT_WAIT)
+            except subprocess.TimeoutExpired:
+                pass
             return self._receive_failure("stopped reading its input")
         return self._decompress_failure(exc)
 

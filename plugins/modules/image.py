@@ -94,9 +94,12 @@ options:
     default: 1800
   receive_timeout:
     description:
-      - Seconds that C(zfs receive) may go without reading any of the image's data, or take to exit after the
-        last byte, before the import is stopped as hung and fails. The C(-partial) dataset is then destroyed, and
-        the bytes downloaded so far are kept, so the next run resumes the download.
+      - Seconds that C(zfs receive) may take to read the data of one downloaded piece of the image file (up to
+        1 MiB, several times that once decompressed), or to exit after the last byte, before the import is
+        stopped as hung and fails. The C(-partial) dataset is then destroyed, and the bytes downloaded so far are
+        kept, so the next run resumes the download.
+      - Destroying the C(-partial) dataset needs ZFS to answer, so on a ZFS that hangs for good that step can
+        hang too.
       - A stalled server is covered by O(read_timeout) instead.
     type: float
     default: 300

@@ -805,6 +805,19 @@ def test_disable_unactivated_image_keeps_its_state(app, repository):
     assert response.json()["disabled"] is True
 
 
+def test_image_disabled_before_activation_stays_disabled(app, repository):
+    assert import_image(app, manifest()).status == 200
+    assert image_action(app, "disable").status == 200
+    assert upload(app).status == 200
+
+    response = activate(app)
+
+    assert response.status == 200
+    assert response.json()["state"] == "disabled"
+    assert stored_manifest(repository)["state"] == "disabled"
+    assert listed_uuids(app) == []
+
+
 @pytest.mark.parametrize("action, body", [("disable", None), ("enable", None), ("update", {"description": "x"})])
 def test_change_of_unknown_image_is_not_found(app, action, body):
     response = image_action(app, action, body)

@@ -153,3 +153,47 @@ def test_pipeline_receiver_never_exits(tmp_path):
 
     assert "did not exit within 0.5 s of the last data" in str(caught.value)
     assert pipeline.receive.returncode is not None
+
+
+def test_pipeline_stall_within_queue():
+    # Three chunks fit in the queue and the pipe, so only finish can notice.
+    pipeline = ReceivePipeline("none", ["sleep", "60"], "test-image", stall_timeout=0.5)
+    for chunk in chunks(os.urandom(3 * 1024 * 1024), 1024 * 1024):
+        pipeline.write(chunk)
+    started = time.monotonic()
+
+    with pytest.raises(StreamError) as caught:
+        pipeline.finish()
+
+    assert "sleep 60 read no data for 0.5 s (receive_timeout)" in str(caught.value)
+    assert time.monotonic() - started < 15
+    assert pipeline.receive.returncode is not None
+
+
+def test_pipeline_compressed_stall_names_timeout():
+    data = gzip.compress(os.urandom(3 * 1024 * 1024))
+    pipeline = ReceivePipeline("gzip", ["sleep", "60"], "test-image", stall_timeout=0.5)
+
+    with pytest.raises(StreamError) as caught:
+        for chunk in chunks(data, 1024 * 1024):
+            pipeline.write(chunk)
+        pipeline.finish()
+
+    assert "(receive_timeout)" in str(caught.value)
+    assert "not valid gzip data" not in str(caught.value)
+
+
+def test_pipeline_stops_when_kill_leaves_pipe_open():
+    # The background sleep keeps the pipe open after its parent is killed,
+    # as a zfs receive in uninterruptible sleep would.
+    holds_pipe = ["sh", "-c", "exec 3<&0; sleep 30 <&3 & exec sleep 60 3<&-"]
+    pipeline = ReceivePipeline("none", holds_pipe, "test-image", stall_timeout=0.5)
+    started = time.monotonic()
+
+    with pytest.raises(StreamError) as caught:
+        for chunk in chunks(PAYLOAD * 16, 1024 * 1024):
+            pipeline.write(chunk)
+        pipeline.finish()
+
+    assert "(receive_timeout)" in str(caught.value)
+    assert time.monotonic() - started < 15
