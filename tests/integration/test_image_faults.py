@@ -10,6 +10,9 @@ import subprocess
 import time
 import uuid as uuidlib
 
+import pytest
+
+from tests.support import imagebuilder
 from tests.support.module_runner import finish_module, run_module, stand_in, start_module
 
 
@@ -198,8 +201,24 @@ def test_full_pool(target, images, fault_server):
     assert_clean_failure(target, result, image.uuid, "space")
 
 
-def test_hung_receive_is_stopped(target, images, fault_server, tmp_path):
-    image = images["gzip"]
+@pytest.fixture(scope="module")
+def large_image(build_pool, tmp_path_factory):
+    """An uncompressed image of about 12 MiB: more than the pipe and the queue of the receive hold."""
+    dataset = imagebuilder.make_dataset(build_pool.name + "/large", {
+        "opt/large.bin": imagebuilder.random_payload(12 * 1024 * 1024, "large-image"),
+    })
+    return imagebuilder.build_image(dataset=dataset, out_dir=str(tmp_path_factory.mktemp("large")), name="large",
+                                    version="1.0.0", compression="none")
+
+
+@pytest.mark.parametrize("size, problem", [
+    # A small file fits in the pipe and the queue, so only the exit is late.
+    ("small", "did not exit within 1 s of the last data"),
+    ("large", "read no data for 1 s"),
+])
+def test_hung_receive_is_stopped(target, images, large_image, fault_server, tmp_path, size, problem):
+    image = images["gzip"] if size == "small" else large_image
+    fault_server.add(image.manifest, image.file_path)
     # A zfs receive that never reads, as on a hung ZFS; the other zfs
     # commands are the real ones.
     hung_zfs = stand_in(str(tmp_path / "bin"), "zfs",
@@ -209,7 +228,7 @@ def test_hung_receive_is_stopped(target, images, fault_server, tmp_path):
     result = run_module("image", target.args(uuid=image.uuid, sources=[{"url": fault_server.url}],
                                              receive_timeout=1), path_prefix=hung_zfs)
 
-    assert_clean_failure(target, result, image.uuid, "(receive_timeout), so it was stopped")
+    assert_clean_failure(target, result, image.uuid, problem, "(receive_timeout), so it was stopped")
     assert time.monotonic() - started < 60
     assert "sleep 600" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert ensure(target, fault_server, uuid=image.uuid)["changed"] is True
