@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from ansible_collections.smartos.images.plugins.module_utils._errors import ConfigError, ImageError
 from ansible_collections.smartos.images.plugins.module_utils._http import HttpClient
 from ansible_collections.smartos.images.plugins.module_utils._images import Paths
+from ansible_collections.smartos.images.plugins.module_utils._installed import read_zone_paths
 from ansible_collections.smartos.images.plugins.module_utils._platform import Platform, parse_sysinfo
 from ansible_collections.smartos.images.plugins.module_utils._sources import (
     SOURCE_TYPES,
@@ -90,3 +91,15 @@ def host_platform(module: Any) -> Optional[Platform]:
     if rc != 0:
         raise ImageError("%s failed (exit %d): %s" % (sysinfo, rc, err.strip()))
     return parse_sysinfo(out)
+
+
+def zone_paths_for_module(module: Any) -> Set[str]:
+    """Return the zone paths from ``zoneadm list -pc``, or none where there is no ``zoneadm`` (not SmartOS)."""
+    zoneadm = module.get_bin_path("zoneadm")
+    if not zoneadm:
+        return set()
+
+    def run(argv):
+        return module.run_command(list(argv), environ_update=C_LOCALE)
+
+    return read_zone_paths(run, zoneadm)

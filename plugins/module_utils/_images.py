@@ -14,10 +14,11 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from ansible_collections.smartos.images.plugins.module_utils._cache import ManifestCache
 from ansible_collections.smartos.images.plugins.module_utils._download import FileDownload, feed_file, verify_file
+from ansible_collections.smartos.images.plugins.module_utils._exclusive import ExclusivePlan, plan_exclusive
 from ansible_collections.smartos.images.plugins.module_utils._errors import (
     ImageError,
     ImageNotFoundError,
@@ -27,6 +28,7 @@ from ansible_collections.smartos.images.plugins.module_utils._errors import (
     ZfsError,
 )
 from ansible_collections.smartos.images.plugins.module_utils._http import HttpClient
+from ansible_collections.smartos.images.plugins.module_utils._installed import FINAL_SUFFIX, InstalledImageLister
 from ansible_collections.smartos.images.plugins.module_utils._lock import ImportLocks
 from ansible_collections.smartos.images.plugins.module_utils._manifest import (
     check_manifest,
@@ -347,7 +349,30 @@ class ImageManager:
             )
         return AbsentPlan(request, uuid, self.installed_manifest(uuid))
 
+    def plan_exclusive(self, keep: Set[str], zone_paths: Set[str]) -> ExclusivePlan:
+        """Return which images of the pool other than ``keep`` an exclusive task removes, and which it keeps."""
+        lister = InstalledImageLister(zfs=self.zfs, cache=self.cache, zone_paths=zone_paths, warn=self.warn)
+        installed = lister.list([self.pool])
+        finals = [self.dataset(entry["manifest"]["uuid"]) + FINAL_SUFFIX for entry in installed
+                  if entry["manifest"]["uuid"] not in keep]
+        with_final = {name[:-len(FINAL_SUFFIX)] for name in self.zfs.existing(finals)} if finals else set()
+        return plan_exclusive(installed, keep, self.pool, with_final)
+
     # Acting
+
+    def apply_exclusive(self, plan: ExclusivePlan) -> List[str]:
+        """Remove the plan's images in its order; return their UUIDs.
+
+        Each image's clones are checked again just before it is destroyed,
+        so a VM created from it since the plan stops the removal with an
+        error that names the VM.
+        """
+        removed = []
+        for entry in plan.remove:
+            absent = self.plan_absent(ImageRequest(uuid=entry["manifest"]["uuid"]))
+            if self.apply_absent(absent):
+                removed.append(entry["manifest"]["uuid"])
+        return removed
 
     def apply_present(self, steps: List[Step]) -> List[str]:
         """Import ``steps`` (base first) under the import locks; return the UUIDs imported."""

@@ -86,6 +86,18 @@ options:
     description:
       - Path on the managed host of the image file that O(manifest) describes.
     type: path
+  exclusive:
+    description:
+      - With O(state=present), V(true) also removes every other image of O(pool) that nothing depends on, so the
+        pool keeps only the requested images and what they need.
+      - An image stays when any dataset is cloned from it (a VM, a VM's disk, or an image built on it, such as a
+        requested image's origin), or when it has no manifest cache entry or no C(@final) snapshot, the marks of
+        an imported image. RV(kept) lists each such image with the reason.
+      - Images are removed after the imports, each after the images cloned from it. Just before each removal
+        its clones are checked again, so a VM created from it in the meantime stops the task with an error.
+      - Check mode reports the removals in RV(removed) and RV(actions).
+    type: bool
+    default: false
   lock_timeout:
     description:
       - Seconds to wait for the import lock of an image that another process (this module or C(imgadm)) is
@@ -187,10 +199,24 @@ import_plan:
       description: URL of the source, or path of the local file.
       type: str
 removed:
-  description: UUIDs of the images removed (or, in check mode, that would be).
+  description:
+    - UUIDs of the images removed (or, in check mode, that would be), by O(state=absent) or by O(exclusive).
   returned: always
   type: list
   elements: str
+kept:
+  description: The images other than the requested ones that O(exclusive=true) keeps, each with the reason.
+  returned: when O(exclusive=true)
+  type: list
+  elements: dict
+  contains:
+    uuid:
+      description: Image UUID.
+      type: str
+    reason:
+      description: Why the image stays.
+      type: str
+  sample: [{"uuid": "c2c31b00-1d60-11e9-9a77-ff9f06554b0f", "reason": "datasets are cloned from it: zones/web-1"}]
 actions:
   description: What was done, or in check mode what would be done, one sentence an action.
   returned: always
@@ -210,6 +236,7 @@ from ansible_collections.smartos.images.plugins.module_utils._common import (
     paths_from_params,
     sources_from_params,
     zfs_for_module,
+    zone_paths_for_module,
 )
 from ansible_collections.smartos.images.plugins.module_utils._errors import ImageError
 from ansible_collections.smartos.images.plugins.module_utils._images import ImageManager, ImageRequest
@@ -223,6 +250,9 @@ def build_requests(params):
         entries = [dict(uuid=params["uuid"], name=params["name"], version=params["version"])]
     if params["manifest"] and params["state"] == "absent":
         raise ImageError("manifest and file only apply to state=present; give the uuid to remove the image")
+    if params["exclusive"] and params["state"] == "absent":
+        raise ImageError("exclusive only applies to state=present; remove it, or list the images to keep with "
+                         "state=present")
     requests = []
     for index, entry in enumerate(entries):
         where = "images[%d]" % index if params["images"] else "the task"
@@ -281,18 +311,30 @@ class ImageModule:
                 if step.uuid not in seen:
                     seen.add(step.uuid)
                     steps.append(step)
+        exclusive = None
+        if self.params["exclusive"]:
+            keep = seen | {plan.manifest["uuid"] for plan in plans}
+            exclusive = self.manager.plan_exclusive(keep, zone_paths_for_module(self.module))
+            self.result["kept"] = exclusive.kept
+        doomed = exclusive.remove if exclusive else []
         self.result["import_plan"] = [step.summary() for step in steps]
-        self.result["changed"] = bool(steps)
-        self.set_diff(before=[], after=[step.manifest for step in steps], present=True)
+        self.result["changed"] = bool(steps or doomed)
+        self.set_diff(before=[entry["manifest"] for entry in doomed], after=[step.manifest for step in steps])
         if self.module.check_mode:
             done, verb = steps, "Would import"
+            removed = [entry["manifest"]["uuid"] for entry in doomed]
         else:
             imported = set(self.manager.apply_present(steps))
             done, verb = [step for step in steps if step.uuid in imported], "Imported"
+            removed = self.manager.apply_exclusive(exclusive) if exclusive else []
         self.result["imported"] = [step.uuid for step in done]
-        self.result["changed"] = bool(done)
+        self.result["removed"] = removed
+        self.result["changed"] = bool(done or removed)
         self.result["actions"] = ["%s image %s from %s" % (verb, describe(step.manifest), step.source_url or step.file_path)
                                   for step in done]
+        self.result["actions"] += ["%s image %s, which was not requested" % (
+            "Would remove" if self.module.check_mode else "Removed", describe(entry["manifest"]))
+            for entry in doomed if entry["manifest"]["uuid"] in removed]
         return [plan.manifest for plan in plans]
 
     def ensure_absent(self, requests):
@@ -300,7 +342,7 @@ class ImageModule:
         doomed = [plan for plan in plans if plan.uuid]
         self.result["removed"] = [plan.uuid for plan in doomed]
         self.result["changed"] = bool(doomed)
-        self.set_diff(before=[plan.manifest for plan in doomed], after=[], present=False)
+        self.set_diff(before=[plan.manifest for plan in doomed], after=[])
         verb = "Would remove" if self.module.check_mode else "Removed"
         self.result["actions"] = ["%s image %s" % (verb, describe(plan.manifest)) for plan in doomed]
         if not self.module.check_mode:
@@ -308,13 +350,12 @@ class ImageModule:
                 self.manager.apply_absent(plan)
         return [plan.manifest for plan in plans]
 
-    def set_diff(self, before, after, present):
-        # Both sides list the images the task touches, as "uuid (name@version)",
-        # so the diff shows exactly the images that appear or disappear.
-        touched = [describe(m) for m in (after if present else before)]
+    def set_diff(self, before, after):
+        # The pool's images that the task removes are on the before side only,
+        # those it imports on the after side only, as "uuid (name@version)".
         self.result["diff"] = dict(
-            before=dict(pool=self.params["pool"], images=[] if present else touched),
-            after=dict(pool=self.params["pool"], images=touched if present else []),
+            before=dict(pool=self.params["pool"], images=[describe(m) for m in before]),
+            after=dict(pool=self.params["pool"], images=[describe(m) for m in after]),
         )
 
 
@@ -335,6 +376,7 @@ def main():
             sources=dict(type="list", elements="dict", options=SOURCE_SPEC),
             lock_timeout=dict(type="float", default=1800.0),
             receive_timeout=dict(type="float", default=300.0),
+            exclusive=dict(type="bool", default=False),
             **HOST_STATE_SPEC,
             **NETWORK_SPEC,
         ),

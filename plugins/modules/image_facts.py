@@ -207,15 +207,14 @@ from ansible_collections.smartos.images.plugins.module_utils._common import (
     http_from_params,
     sources_from_params,
     zfs_for_module,
+    zone_paths_for_module,
 )
 from ansible_collections.smartos.images.plugins.module_utils._errors import ImageError
 from ansible_collections.smartos.images.plugins.module_utils._filters import parse_filters
 from ansible_collections.smartos.images.plugins.module_utils._installed import (
     InstalledImageLister,
     check_pool_names,
-    read_zone_paths,
 )
-from ansible_collections.smartos.images.plugins.module_utils._zfs import C_LOCALE
 
 
 def filters_from_params(value):
@@ -235,23 +234,13 @@ class ImageFactsModule:
         self.module = module
         self.params = module.params
 
-    def zone_paths(self):
-        zoneadm = self.module.get_bin_path("zoneadm")
-        if not zoneadm:
-            return set()
-
-        def run(argv):
-            return self.module.run_command(list(argv), environ_update=C_LOCALE)
-
-        return read_zone_paths(run, zoneadm)
-
     def run(self):
         filters = filters_from_params(self.params["filters"])
         pools = None if self.params["pools"] is None else check_pool_names(self.params["pools"])
         lister = InstalledImageLister(
             zfs=zfs_for_module(self.module),
             cache=ManifestCache(self.params["cache_dir"]),
-            zone_paths=self.zone_paths(),
+            zone_paths=zone_paths_for_module(self.module),
             warn=self.module.warn,
         )
         facts = dict(smartos_images=lister.list(pools, filters))

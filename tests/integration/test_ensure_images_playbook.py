@@ -214,3 +214,28 @@ def test_failed_host_named_in_report(target, images, static_repo, tmp_path):
     assert failed[0][0].startswith("bad: Import the missing images, at most images_parallel_imports hosts at a time: ")
     assert "pool %s does not exist" % missing_pool in failed[0][0]
     assert [row[0] for row in table_rows(proc.stdout)] == ["good"]
+
+
+def test_exclusive_removes_undeclared(target, images, static_repo, tmp_path):
+    child, base, bzip2 = images["child"], images["gzip"], images["bzip2"]
+    inventory = write_inventory(tmp_path, {"node": host_entry(target.args())}, {
+        "images_sources": [{"url": static_repo.url}],
+        "images_ensure": [{"uuid": child.uuid}, {"uuid": bzip2.uuid}],
+    })
+    assert run_playbook(inventory).returncode == 0
+    inventory = write_inventory(tmp_path, {"node": host_entry(target.args())}, {
+        "images_sources": [{"url": static_repo.url}],
+        "images_ensure": [{"uuid": child.uuid}],
+        "images_exclusive": True,
+    })
+
+    check = run_playbook(inventory, "--check")
+    real = run_playbook(inventory)
+
+    assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
+    assert task_messages(check.stdout, "Report what the host imported, or in check mode would import") == [
+        ["Would remove image %s (base-bzip2@1.0.0), which was not requested" % bzip2.uuid]]
+    assert real.returncode == 0, real.stdout[-4000:] + real.stderr[-2000:]
+    assert recap(real.stdout)["node"]["changed"] == 1
+    assert image_datasets(target.pool.name) == sorted([base.uuid, child.uuid])
+    assert sorted(row[1] for row in table_rows(real.stdout)) == sorted([base.uuid, child.uuid])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -177,3 +178,49 @@ def test_absent_refuses_image_with_clones(target, images, static_repo):
     assert result["failed"] is True
     assert target.dataset(images["child"].uuid) in result["msg"]
     assert target.dataset(images["gzip"].uuid) in target.pool.datasets()
+
+
+def test_exclusive_quartet(target, images, static_repo):
+    child, base, bzip2, xz, none = (images[name] for name in ("child", "gzip", "bzip2", "xz", "none"))
+    sources = [{"url": static_repo.url}]
+    for image in (child, bzip2, xz, none):
+        assert_ok(ensure(target, uuid=image.uuid, sources=sources))
+    # A VM made from the xz image keeps it on the pool.
+    vm = target.pool.name + "/7d1a4ab6-7a8b-4c56-9e7f-0123456789ab"
+    subprocess.run(["zfs", "clone", target.dataset(xz.uuid) + "@final", vm], check=True)
+    args = dict(uuid=child.uuid, sources=sources, exclusive=True)
+
+    check = ensure(target, check=True, **args)
+    real = ensure(target, **args)
+    check_again = ensure(target, check=True, **args)
+    real_again = ensure(target, **args)
+
+    for result in (check, real, check_again, real_again):
+        assert_ok(result)
+    assert check["changed"] is True
+    assert sorted(check["removed"]) == sorted([bzip2.uuid, none.uuid])
+    assert "Would remove image %s (base-none@1.0.0), which was not requested" % none.uuid in check["actions"]
+    assert check["kept"] == sorted([
+        {"uuid": base.uuid, "reason": "datasets are cloned from it: %s" % target.dataset(child.uuid)},
+        {"uuid": xz.uuid, "reason": "datasets are cloned from it: %s" % vm},
+    ], key=lambda item: item["uuid"])
+    assert sorted(check["diff"]["before"]["images"]) == sorted([
+        "%s (base-bzip2@1.0.0)" % bzip2.uuid, "%s (base-none@1.0.0)" % none.uuid])
+    assert real["changed"] is True
+    assert sorted(real["removed"]) == sorted([bzip2.uuid, none.uuid])
+    assert check_again["changed"] is False
+    assert real_again["changed"] is False
+    assert real_again["removed"] == []
+    datasets = target.pool.datasets()
+    for image in (child, base, xz):
+        assert target.dataset(image.uuid) in datasets
+    for image in (bzip2, none):
+        assert target.dataset(image.uuid) not in datasets
+    assert target.cache_files() == sorted("%s-%s.json" % (target.pool.name, image.uuid) for image in (child, base, xz))
+
+
+def test_exclusive_refuses_state_absent(target, images):
+    result = ensure(target, uuid=images["none"].uuid, state="absent", exclusive=True)
+
+    assert result["failed"] is True
+    assert "exclusive only applies to state=present" in result["msg"]
