@@ -15,7 +15,7 @@ snapshot, because such a dataset may be something else named like an image.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 
 @dataclass
@@ -26,14 +26,30 @@ class ExclusivePlan:
     kept: List[Dict[str, str]] = field(default_factory=list)
 
 
-def plan_exclusive(installed: List[Dict[str, Any]], keep: Set[str], pool: str, with_final: Set[str]) -> ExclusivePlan:
+def plan_exclusive(installed: List[Dict[str, Any]], keep: Set[str], pool: str, with_final: Set[str],
+                   origins: Optional[Dict[str, Optional[str]]] = None) -> ExclusivePlan:
     """Decide the removals of an exclusive task on ``pool``.
 
     ``installed`` is the list of the pool's image facts (``manifest``, ``zpool``,
     ``clones``), as ``InstalledImageLister`` lists them. ``keep`` names the
     requested images and everything the task imports. ``with_final`` names
-    the image datasets that have a ``@final`` snapshot.
+    the image datasets that have a ``@final`` snapshot. ``origins`` maps the
+    UUIDs of images the task knows from elsewhere (sources, manifest files)
+    to their origins. The origin chains of ``keep`` are kept too, including an
+    installed origin of an image that is only about to be imported and so
+    has no clone yet.
     """
+    known = dict(origins or {})
+    for entry in installed:
+        known.setdefault(entry["manifest"]["uuid"], entry["manifest"].get("origin"))
+    keep = set(keep)
+    pending = list(keep)
+    while pending:
+        origin = known.get(pending.pop())
+        if origin and origin not in keep:
+            keep.add(origin)
+            pending.append(origin)
+
     plan = ExclusivePlan()
     candidates: List[Tuple[str, Dict[str, Any]]] = []
     for entry in sorted(installed, key=lambda item: item["manifest"]["uuid"]):

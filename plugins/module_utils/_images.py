@@ -349,14 +349,15 @@ class ImageManager:
             )
         return AbsentPlan(request, uuid, self.installed_manifest(uuid))
 
-    def plan_exclusive(self, keep: Set[str], zone_paths: Set[str]) -> ExclusivePlan:
-        """Return which images of the pool other than ``keep`` an exclusive task removes, and which it keeps."""
+    def plan_exclusive(self, keep: Set[str], zone_paths: Set[str],
+                       origins: Optional[Dict[str, Optional[str]]] = None) -> ExclusivePlan:
+        """Return which images of the pool other than ``keep`` and their origins an exclusive task removes."""
         lister = InstalledImageLister(zfs=self.zfs, cache=self.cache, zone_paths=zone_paths, warn=self.warn)
         installed = lister.list([self.pool])
         finals = [self.dataset(entry["manifest"]["uuid"]) + FINAL_SUFFIX for entry in installed
                   if entry["manifest"]["uuid"] not in keep]
         with_final = {name[:-len(FINAL_SUFFIX)] for name in self.zfs.existing(finals)} if finals else set()
-        return plan_exclusive(installed, keep, self.pool, with_final)
+        return plan_exclusive(installed, keep, self.pool, with_final, origins)
 
     # Acting
 

@@ -90,9 +90,11 @@ options:
     description:
       - With O(state=present), V(true) also removes every other image of O(pool) that nothing depends on, so the
         pool keeps only the requested images and what they need.
-      - An image stays when any dataset is cloned from it (a VM, a VM's disk, or an image built on it, such as a
-        requested image's origin), or when it has no manifest cache entry or no C(@final) snapshot, the marks of
-        an imported image. RV(kept) lists each such image with the reason.
+      - The origin chains of the requested images stay, including an installed origin of an image that is only
+        about to be imported.
+      - An image stays when any dataset is cloned from it (a VM, a VM's disk, or an image built on it), or when
+        it has no manifest cache entry or no C(@final) snapshot, the marks of an imported image. RV(kept) lists
+        each such image with the reason.
       - Images are removed after the imports, each after the images cloned from it. Just before each removal
         its clones are checked again, so a VM created from it in the meantime stops the task with an error.
       - Check mode reports the removals in RV(removed) and RV(actions).
@@ -314,7 +316,9 @@ class ImageModule:
         exclusive = None
         if self.params["exclusive"]:
             keep = seen | {plan.manifest["uuid"] for plan in plans}
-            exclusive = self.manager.plan_exclusive(keep, zone_paths_for_module(self.module))
+            known = [plan.manifest for plan in plans] + [step.manifest for step in steps]
+            origins = {manifest["uuid"]: manifest.get("origin") for manifest in known}
+            exclusive = self.manager.plan_exclusive(keep, zone_paths_for_module(self.module), origins)
             self.result["kept"] = exclusive.kept
         doomed = exclusive.remove if exclusive else []
         self.result["import_plan"] = [step.summary() for step in steps]

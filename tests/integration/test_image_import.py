@@ -200,10 +200,8 @@ def test_exclusive_quartet(target, images, static_repo):
     assert check["changed"] is True
     assert sorted(check["removed"]) == sorted([bzip2.uuid, none.uuid])
     assert "Would remove image %s (base-none@1.0.0), which was not requested" % none.uuid in check["actions"]
-    assert check["kept"] == sorted([
-        {"uuid": base.uuid, "reason": "datasets are cloned from it: %s" % target.dataset(child.uuid)},
-        {"uuid": xz.uuid, "reason": "datasets are cloned from it: %s" % vm},
-    ], key=lambda item: item["uuid"])
+    # base-gzip, child's origin, is needed, so it is not among the others kept.
+    assert check["kept"] == [{"uuid": xz.uuid, "reason": "datasets are cloned from it: %s" % vm}]
     assert sorted(check["diff"]["before"]["images"]) == sorted([
         "%s (base-bzip2@1.0.0)" % bzip2.uuid, "%s (base-none@1.0.0)" % none.uuid])
     assert real["changed"] is True
@@ -224,3 +222,22 @@ def test_exclusive_refuses_state_absent(target, images):
 
     assert result["failed"] is True
     assert "exclusive only applies to state=present" in result["msg"]
+
+
+def test_exclusive_keeps_origin_of_image_to_import(target, images, static_repo):
+    child, base, bzip2 = images["child"], images["gzip"], images["bzip2"]
+    sources = [{"url": static_repo.url}]
+    for image in (base, bzip2):
+        assert_ok(ensure(target, uuid=image.uuid, sources=sources))
+
+    check = ensure(target, check=True, uuid=child.uuid, sources=sources, exclusive=True)
+    real = ensure(target, uuid=child.uuid, sources=sources, exclusive=True)
+
+    for result in (check, real):
+        assert_ok(result)
+        assert result["imported"] == [child.uuid]
+        assert result["removed"] == [bzip2.uuid]
+    datasets = target.pool.datasets()
+    assert target.dataset(base.uuid) in datasets
+    assert target.dataset(child.uuid) in datasets
+    assert target.dataset(bzip2.uuid) not in datasets

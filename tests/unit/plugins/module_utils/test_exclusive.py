@@ -52,6 +52,28 @@ def test_plan_exclusive(case, installed, keep, removed, kept):
     assert [item["uuid"] for item in plan.kept] == kept
 
 
+def test_origin_of_image_to_import_stays():
+    # CHILD is about to be imported, so nothing is cloned from BASE yet.
+    installed = [entry(BASE), entry(OTHER)]
+
+    plan = plan_exclusive(installed, {CHILD}, POOL, ALL_FINAL, origins={CHILD: BASE})
+
+    assert [item["manifest"]["uuid"] for item in plan.remove] == [OTHER]
+    assert plan.kept == []
+
+
+def test_origin_chain_from_cache_stays():
+    child = entry(CHILD)
+    child["manifest"]["origin"] = OTHER
+    other = entry(OTHER)
+    other["manifest"]["origin"] = BASE
+    installed = [entry(BASE), other, child, entry(OTHER_CHILD)]
+
+    plan = plan_exclusive(installed, {CHILD}, POOL, ALL_FINAL)
+
+    assert [item["manifest"]["uuid"] for item in plan.remove] == [OTHER_CHILD]
+
+
 def test_kept_reasons():
     installed = [entry(BASE), entry(OTHER, clones=[VM]), entry(CHILD, cached=False), entry(OTHER_CHILD)]
     with_final = ALL_FINAL - {dataset(OTHER_CHILD)}
