@@ -41,10 +41,10 @@ fi
 # Check that the daemon responds, not that a process of that name exists,
 # because a killed daemon can linger as a zombie.
 if ! zpool list >/dev/null 2>&1; then
-    # A daemon that does not answer, or one still shutting down, would keep
-    # the new one from starting.
+    # A daemon that does not respond, or one still shutting down, keeps the
+    # new one from starting.
     if pgrep -x zfs-fuse >/dev/null; then
-        echo "install-host: stopping a zfs-fuse that does not answer" >&2
+        echo "install-host: stopping a zfs-fuse daemon that does not respond" >&2
         pkill -x zfs-fuse || true
         for _ in $(seq 1 50); do
             pgrep -x zfs-fuse >/dev/null || break

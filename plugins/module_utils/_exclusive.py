@@ -34,8 +34,8 @@ def plan_exclusive(installed: List[Dict[str, Any]], keep: Set[str], pool: str, w
     ``clones``), as ``InstalledImageLister`` lists them. ``keep`` names the
     requested images and everything the task imports. ``with_final`` names
     the image datasets that have a ``@final`` snapshot. ``origins`` maps the
-    UUIDs of images the task knows from elsewhere (sources, manifest files)
-    to their origins. The origin chains of ``keep`` are kept too, including an
+    UUIDs of images whose manifests the task read elsewhere (sources,
+    manifest files) to their origins. The origin chains of ``keep`` are kept too, including an
     installed origin of an image that is only about to be imported and so
     has no clone yet.
     """

@@ -130,22 +130,19 @@ class ReceivePipeline:
         except queue.Full:
             # The worker has been blocked on the pipe for the whole time,
             # so zfs receive has read nothing.
-            self.abort()
-            raise self._hung_failure("read no data for %g s" % self.stall_timeout) from None
+            raise self._stop_stalled() from None
 
     def finish(self) -> None:
         """Wait for the worker and ``zfs receive``; raise ``StreamError`` unless all went well."""
         try:
             self._queue.put(None, timeout=self.stall_timeout)
         except queue.Full:
-            self.abort()
-            raise self._hung_failure("read no data for %g s" % self.stall_timeout) from None
+            raise self._stop_stalled() from None
         self._worker.join(timeout=self.stall_timeout)
         if self._worker.is_alive():
             # The rest of the stream fitted in the queue, and the worker is
             # still blocked writing it into the pipe.
-            self.abort()
-            raise self._hung_failure("read no data for %g s" % self.stall_timeout)
+            raise self._stop_stalled()
         if self._failure is None and self._decompressor is not None:
             try:
                 self._decompressor.check_complete()
@@ -231,6 +228,11 @@ class ReceivePipeline:
             "image %s: the file is not valid %s data (%s); it does not match the manifest's compression, "
             "check the image on the server" % (self.label, self._decompressor.compression, exc)
         )
+
+    def _stop_stalled(self) -> StreamError:
+        """Abort the pipeline after the worker was blocked on the pipe for the stall timeout; return the error."""
+        self.abort()
+        return self._hung_failure("read no data for %g s" % self.stall_timeout)
 
     def _hung_failure(self, problem: str) -> StreamError:
         return StreamError(

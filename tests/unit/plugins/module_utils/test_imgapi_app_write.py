@@ -756,9 +756,10 @@ def listed_uuids(app, query="", headers=None):
 
 
 def image_action(app, action, body=None, uuid=IMAGE, headers=None):
-    return call(app, "POST", "/images/" + uuid, query="action=" + action,
-                headers=(JSON_AUTH if body is not None else AUTH) if headers is None else headers,
-                body=b"" if body is None else json.dumps(body).encode())
+    if headers is None:
+        headers = AUTH if body is None else JSON_AUTH
+    data = b"" if body is None else json.dumps(body).encode()
+    return call(app, "POST", "/images/" + uuid, query="action=" + action, headers=headers, body=data)
 
 
 def stored_manifest(repository, uuid=IMAGE):
